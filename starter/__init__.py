@@ -1,0 +1,1 @@
+"""Processes an operator runs: the ``tandem`` CLI and the embedded dev stack."""

@@ -1,0 +1,25 @@
+"""The ``tandem`` command: every operator action, one subcommand each."""
+
+from __future__ import annotations
+
+import typer
+
+from starter import dev_cmd, import_cmd, mail_cmd, tandem_cmds, worker_cmd
+
+app = typer.Typer(
+    help="Run mentoring tandems on Temporal: import people, enrol mentees, watch them.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+app.command("dev")(dev_cmd.dev)
+app.command("worker")(worker_cmd.worker)
+app.add_typer(import_cmd.app, name="import")
+app.command("enroll")(tandem_cmds.enroll)
+app.command("status")(tandem_cmds.status)
+app.command("list")(tandem_cmds.list_tandems)
+app.add_typer(mail_cmd.app, name="mail")
+
+if __name__ == "__main__":
+    app()
