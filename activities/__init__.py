@@ -1,1 +1,1 @@
-"""Side effects: Postgres (asyncpg), matching, mail (outbox + SMTP). Idempotent, keyed, retry-safe."""
+"""Side effects: Postgres (asyncpg), matching, mail (outbox + SMTP). Idempotent and keyed."""

@@ -39,7 +39,7 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
         return asyncio.run(coro)
     except CommandError as err:
         fail(str(err))
-    except (OSError, asyncio.TimeoutError) as err:
+    except (TimeoutError, OSError) as err:
         fail(f"cannot reach a service: {err.__class__.__name__}: {err}")
 
 

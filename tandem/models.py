@@ -74,7 +74,7 @@ class TandemState(BaseModel):
     phase: str
     status: TandemStatus = TandemStatus.MATCHING
     mentor_id: str | None = None
-    cadence_days: int
+    cadence_days: float
     next_nudge_at: datetime | None = None
     last_contact_at: datetime | None = None
     rematches: int = 0

@@ -12,7 +12,6 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, EmailStr, Field, mo
 
 from tandem.models import Language
 
-
 _UNITS = {"d": "days", "h": "hours", "m": "minutes", "s": "seconds", "w": "weeks"}
 
 
@@ -34,6 +33,8 @@ class Phase(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     name: str = Field(pattern=r"^[a-z][a-z0-9_-]*$")
+    #: What mails call the phase, per language (falls back to ``name``).
+    labels: dict[str, str] = Field(default_factory=dict)
     #: How often both are nudged to check in while the tandem is active.
     cadence: Duration
     #: Expected length of the phase; the last phase's duration ends the tandem.
@@ -80,6 +81,12 @@ class Program(BaseModel):
 
     def cadence(self, phase: str) -> timedelta:
         return self.phase(phase).cadence
+
+
+def phase_label(program: Program, phase: str, language: str) -> str:
+    if not program.has_phase(phase):
+        return phase
+    return program.phase(phase).labels.get(language, phase)
 
 
 class ProgramError(ValueError):

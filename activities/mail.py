@@ -1,0 +1,176 @@
+"""Send a mail exactly once: render, write to the outbox, send over SMTP, mark sent.
+
+The outbox row is keyed by the mail's idempotency key, so a retried activity finds the row
+and, once SMTP has accepted it, sends nothing again. The ``Message-ID`` is derived from the
+same key, so even a resend after a crash in the instant between "accepted" and "marked"
+carries the same id and is recognisable as a duplicate by receivers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import UTC
+from email.message import EmailMessage
+from email.utils import format_datetime
+from typing import Any, Protocol
+
+import asyncpg
+import structlog
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.people import Conn, get_mentee, get_mentor
+from tandem.mail import message_id, render, reply_address, reply_token, token_hash
+from tandem.messages import MailReceipt, MailRequest
+from tandem.models import Mentee, Mentor, Role
+from tandem.programs import Program, phase_label
+from tandem.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+
+class Sender(Protocol):
+    async def send(self, message: EmailMessage) -> None: ...
+
+
+class MailActivities:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        settings: Settings,
+        sender: Sender,
+        programs: dict[str, Program],
+        *,
+        after_accept: Callable[[MailRequest], Awaitable[None]] | None = None,
+    ) -> None:
+        self._pool = pool
+        self._settings = settings
+        self._sender = sender
+        self._programs = programs
+        #: Test hook: runs after SMTP accepted and the outbox was marked (fault injection).
+        self._after_accept = after_accept
+
+    @activity.defn
+    async def send_mail(self, request: MailRequest) -> MailReceipt:
+        async with self._pool.acquire() as conn:
+            row = await conn.fetchrow(
+                "SELECT * FROM outbox WHERE idempotency_key = $1", request.idempotency_key
+            )
+            if row is None:
+                row = await self._enqueue(conn, request)
+            if row["sent_at"] is not None:
+                log.info("mail_already_sent", key=request.idempotency_key)
+                return MailReceipt(message_id=row["message_id"], newly_sent=False)
+            await conn.execute(
+                "UPDATE outbox SET attempts = attempts + 1 WHERE idempotency_key = $1",
+                request.idempotency_key,
+            )
+            await self._sender.send(self._message(row))
+            await conn.execute(
+                "UPDATE outbox SET sent_at = now() WHERE idempotency_key = $1",
+                request.idempotency_key,
+            )
+        log.info(
+            "mail_sent",
+            key=request.idempotency_key,
+            template=request.template,
+            to_role=request.to.value,
+            mentee_id=request.mentee_id,
+        )
+        if self._after_accept is not None:
+            await self._after_accept(request)
+        return MailReceipt(message_id=row["message_id"], newly_sent=True)
+
+    async def _enqueue(self, conn: Conn, request: MailRequest) -> asyncpg.Record:
+        """Render once and store; a concurrent or later attempt reuses the stored row."""
+        program = self._programs.get(request.program)
+        if program is None:
+            raise ApplicationError(
+                f"unknown programme {request.program}", non_retryable=True, type="UnknownProgram"
+            )
+        mentee = await get_mentee(conn, request.mentee_id)
+        mentor = await get_mentor(conn, request.mentor_id) if request.mentor_id else None
+        if mentee is None or (request.mentor_id and mentor is None):
+            raise ApplicationError(
+                "person of this tandem is no longer on file",
+                non_retryable=True,
+                type="UnknownPerson",
+            )
+        recipient, other = _parties(request.to, mentee, mentor)
+        language = recipient.language.value if recipient else program.language.value
+        to_address = recipient.email if recipient else str(program.coordinator_email)
+        recipient_id = recipient.id if recipient else None
+        context: dict[str, Any] = {
+            "recipient": recipient,
+            "other": other,
+            "program": program,
+            "mentee_id": mentee.id,
+            "phase_label": phase_label(program, request.phase, language),
+        }
+        mail = render(request.template, language, context)
+        secret = self._settings.reply_token_secret.get_secret_value().encode()
+        token = reply_token(secret, request.idempotency_key)
+        reply_to = reply_address(token, self._settings.reply_domain) if recipient else None
+        async with conn.transaction():
+            await conn.execute(
+                """
+                INSERT INTO outbox (idempotency_key, message_id, mentee_id, recipient_role,
+                                    recipient_id, template, to_address, reply_to, subject, body)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                ON CONFLICT (idempotency_key) DO NOTHING
+                """,
+                request.idempotency_key,
+                message_id(request.idempotency_key, self._settings.mail_domain),
+                request.mentee_id,
+                request.to.value,
+                recipient_id,
+                request.template,
+                to_address,
+                reply_to,
+                mail.subject,
+                mail.body,
+            )
+            if recipient is not None:
+                await conn.execute(
+                    """
+                    INSERT INTO reply_tokens (token_hash, mentee_id, role, person_id,
+                                              request_id, expires_at)
+                    VALUES ($1, $2, $3, $4, $5, now() + $6::interval)
+                    ON CONFLICT DO NOTHING
+                    """,
+                    token_hash(token),
+                    request.mentee_id,
+                    request.to.value,
+                    recipient.id,
+                    request.request_id or request.idempotency_key,
+                    program.reply_token_valid_for,
+                )
+        row = await conn.fetchrow(
+            "SELECT * FROM outbox WHERE idempotency_key = $1", request.idempotency_key
+        )
+        assert row is not None
+        return row
+
+    def _message(self, row: asyncpg.Record) -> EmailMessage:
+        msg = EmailMessage()
+        msg["From"] = self._settings.mail_from
+        msg["To"] = row["to_address"]
+        msg["Subject"] = row["subject"]
+        msg["Message-ID"] = row["message_id"]
+        msg["Date"] = format_datetime(row["created_at"].astimezone(UTC))
+        msg["Auto-Submitted"] = "auto-generated"
+        if row["reply_to"]:
+            msg["Reply-To"] = row["reply_to"]
+        msg.set_content(row["body"])
+        return msg
+
+
+def _parties(
+    to: Role, mentee: Mentee, mentor: Mentor | None
+) -> tuple[Mentee | Mentor | None, Mentee | Mentor | None]:
+    """(recipient, the other side); the coordinator is no person on file."""
+    if to is Role.MENTEE:
+        return mentee, mentor
+    if to is Role.MENTOR:
+        return mentor, mentee
+    return None, None

@@ -1,0 +1,162 @@
+"""The people on file and the programmes in Postgres: idempotent upserts and typed look-ups.
+
+An upsert only touches a row whose values changed, so re-importing a file is a no-op and
+``updated_at`` tells when a person's data really changed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from enum import Enum
+from typing import TypeAlias
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+from tandem.models import Mentee, Mentor
+from tandem.programs import Program
+
+#: A plain connection or one borrowed from a pool: every function here takes either.
+Conn: TypeAlias = "asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]"
+
+#: Called with how many rows have been applied so far (for progress bars).
+ProgressHook = Callable[[int], None]
+
+_BATCH = 500
+
+_MENTOR_COLUMNS = (
+    "id",
+    "first_name",
+    "last_name",
+    "email",
+    "programs",
+    "region",
+    "specialty",
+    "capacity",
+    "language",
+)
+_MENTEE_COLUMNS = (
+    "id",
+    "first_name",
+    "last_name",
+    "email",
+    "program",
+    "phase",
+    "region",
+    "specialty",
+    "expected_phase_end",
+    "language",
+)
+
+
+@dataclass(frozen=True)
+class ImportCounts:
+    """What an import did: rows inserted, rows changed, rows already as in the file."""
+
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.created or self.updated)
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+def _upsert_sql(table: str, columns: Sequence[str]) -> str:
+    """Insert, or update only when some column differs; returns a row only when it wrote one."""
+    names = ", ".join(columns)
+    values = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
+    data = [c for c in columns if c != "id"]
+    sets = ", ".join(f"{c} = excluded.{c}" for c in data)
+    old = ", ".join(f"{table}.{c}" for c in data)
+    new = ", ".join(f"excluded.{c}" for c in data)
+    return (
+        f"INSERT INTO {table} ({names}) VALUES ({values})"
+        f" ON CONFLICT (id) DO UPDATE SET {sets}, updated_at = now()"
+        f" WHERE ({old}) IS DISTINCT FROM ({new})"
+        " RETURNING (xmax = 0) AS created"
+    )
+
+
+_UPSERT_MENTOR = _upsert_sql("mentors", _MENTOR_COLUMNS)
+_UPSERT_MENTEE = _upsert_sql("mentees", _MENTEE_COLUMNS)
+
+
+async def apply_mentors(
+    conn: Conn, rows: Sequence[Mentor], *, on_progress: ProgressHook | None = None
+) -> ImportCounts:
+    """Upsert every mentor in one transaction: all of the file or nothing."""
+    return await _apply(conn, _UPSERT_MENTOR, _MENTOR_COLUMNS, rows, on_progress)
+
+
+async def apply_mentees(
+    conn: Conn, rows: Sequence[Mentee], *, on_progress: ProgressHook | None = None
+) -> ImportCounts:
+    """Upsert every mentee in one transaction: all of the file or nothing."""
+    return await _apply(conn, _UPSERT_MENTEE, _MENTEE_COLUMNS, rows, on_progress)
+
+
+def _db_value(value: object) -> object:
+    return value.value if isinstance(value, Enum) else value
+
+
+async def _apply(
+    conn: Conn,
+    sql: str,
+    columns: Sequence[str],
+    rows: Sequence[Mentor] | Sequence[Mentee],
+    on_progress: ProgressHook | None,
+) -> ImportCounts:
+    if len({r.id for r in rows}) != len(rows):
+        raise ValueError("the same id appears twice in one import")
+    args = [tuple(_db_value(getattr(r, c)) for c in columns) for r in rows]
+    created = updated = 0
+    async with conn.transaction():
+        for start in range(0, len(args), _BATCH):
+            batch = args[start : start + _BATCH]
+            written = await conn.fetchmany(sql, batch)
+            created += sum(1 for r in written if r["created"])
+            updated += sum(1 for r in written if not r["created"])
+            if on_progress is not None:
+                on_progress(start + len(batch))
+    return ImportCounts(created, updated, len(args) - created - updated)
+
+
+async def get_mentor(conn: Conn, mentor_id: str) -> Mentor | None:
+    row = await conn.fetchrow(
+        f"SELECT {', '.join(_MENTOR_COLUMNS)} FROM mentors WHERE id = $1", mentor_id
+    )
+    return None if row is None else Mentor.model_validate(dict(row))
+
+
+async def get_mentee(conn: Conn, mentee_id: str) -> Mentee | None:
+    row = await conn.fetchrow(
+        f"SELECT {', '.join(_MENTEE_COLUMNS)} FROM mentees WHERE id = $1", mentee_id
+    )
+    return None if row is None else Mentee.model_validate(dict(row))
+
+
+async def list_mentee_ids(conn: Conn, program: str | None = None) -> list[str]:
+    """Every mentee id on file (of one programme if given), sorted."""
+    rows = await conn.fetch(
+        "SELECT id FROM mentees WHERE $1::text IS NULL OR program = $1 ORDER BY id", program
+    )
+    return [str(r["id"]) for r in rows]
+
+
+async def upsert_programs(conn: Conn, programs: dict[str, Program]) -> int:
+    """Store each programme's id, name and rules; returns how many rows were written."""
+    written = await conn.fetchmany(
+        "INSERT INTO programs (id, name, rules) VALUES ($1, $2, $3::jsonb)"
+        " ON CONFLICT (id) DO UPDATE SET name = excluded.name, rules = excluded.rules,"
+        " updated_at = now()"
+        " WHERE (programs.name, programs.rules) IS DISTINCT FROM (excluded.name, excluded.rules)"
+        " RETURNING id",
+        [(p.id, p.name, json.dumps(p.model_dump(mode="json"))) for p in programs.values()],
+    )
+    return len(written)

@@ -1,0 +1,98 @@
+"""Runs the Tandem worker: the workflow and its activities on one task queue."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+import structlog
+from temporalio.client import Client
+from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+from activities.db import create_pool
+from activities.events import EventActivities
+from activities.mail import MailActivities, Sender
+from activities.matching import MatchingActivities
+from tandem.programs import load_programs
+from tandem.settings import Settings
+from workflows.tandem import TandemWorkflow
+
+log = structlog.get_logger(__name__)
+
+
+def build_worker(
+    client: Client,
+    settings: Settings,
+    *,
+    matching: MatchingActivities,
+    mail: MailActivities,
+    events: EventActivities,
+    task_queue: str | None = None,
+) -> Worker:
+    """One place that lists what the worker runs (the tests build theirs here too)."""
+    return Worker(
+        client,
+        task_queue=task_queue or settings.task_queue,
+        workflows=[TandemWorkflow],
+        workflow_runner=SandboxedWorkflowRunner(
+            restrictions=SandboxRestrictions.default.with_passthrough_modules(
+                "pydantic", "pydantic_core", "email_validator", "idna", "yaml"
+            )
+        ),
+        activities=[
+            matching.find_mentor,
+            matching.release_seat,
+            mail.send_mail,
+            events.record_event,
+        ],
+    )
+
+
+async def run_worker(
+    settings: Settings,
+    dsn: str,
+    client: Client,
+    *,
+    stop: asyncio.Event,
+    sender: Sender | None = None,
+) -> None:
+    """Serve until ``stop`` is set, then finish running activities and return."""
+    from activities.smtp import SmtpSender
+
+    pool = await create_pool(dsn)
+    try:
+        programs = load_programs(settings.programs_dir)
+        worker = build_worker(
+            client,
+            settings,
+            matching=MatchingActivities(pool),
+            mail=MailActivities(pool, settings, sender or SmtpSender(settings), programs),
+            events=EventActivities(pool),
+        )
+        async with worker:
+            log.info("worker_started", task_queue=settings.task_queue)
+            await stop.wait()
+        log.info("worker_stopped")
+    finally:
+        await pool.close()
+
+
+async def main() -> None:
+    """``python worker.py`` / ``tandem worker``: connect and serve until SIGINT/SIGTERM."""
+    from starter.common import connect_temporal, database_url
+    from tandem.logging import configure_logging
+    from tandem.settings import get_settings
+
+    settings = get_settings()
+    configure_logging(settings.log_format, settings.log_level)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    client = await connect_temporal(settings)
+    await run_worker(settings, database_url(settings), client, stop=stop)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,1 @@
+"""Deterministic orchestration: ``TandemWorkflow`` and the keys it keeps visible in the UI."""

@@ -1,0 +1,62 @@
+"""The search attributes the Temporal UI filters on. Ids and status only: they are plain text."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from temporalio.common import (
+    SearchAttributeKey,
+    SearchAttributePair,
+    SearchAttributeUpdate,
+    TypedSearchAttributes,
+)
+
+from tandem.models import TandemState
+
+TANDEM_STATUS = SearchAttributeKey.for_keyword("TandemStatus")
+TANDEM_PHASE = SearchAttributeKey.for_keyword("TandemPhase")
+TANDEM_PROGRAM = SearchAttributeKey.for_keyword("TandemProgram")
+MENTOR_ID = SearchAttributeKey.for_keyword("MentorId")
+NEXT_NUDGE_AT = SearchAttributeKey.for_datetime("NextNudgeAt")
+LAST_CONTACT_AT = SearchAttributeKey.for_datetime("LastContactAt")
+
+ALL: tuple[SearchAttributeKey[Any], ...] = (
+    TANDEM_STATUS,
+    TANDEM_PHASE,
+    TANDEM_PROGRAM,
+    MENTOR_ID,
+    NEXT_NUDGE_AT,
+    LAST_CONTACT_AT,
+)
+
+
+def initial(state: TandemState) -> TypedSearchAttributes:
+    """What a tandem shows in the UI from the moment it is enrolled."""
+    return TypedSearchAttributes(
+        [
+            SearchAttributePair(TANDEM_STATUS, state.status.value),
+            SearchAttributePair(TANDEM_PHASE, state.phase),
+            SearchAttributePair(TANDEM_PROGRAM, state.program),
+        ]
+    )
+
+
+def updates(state: TandemState, current: TypedSearchAttributes) -> list[SearchAttributeUpdate[Any]]:
+    """Bring the attributes in line with ``state``; optional ones are unset only if present."""
+    result: list[SearchAttributeUpdate[Any]] = [
+        TANDEM_STATUS.value_set(state.status.value),
+        TANDEM_PHASE.value_set(state.phase),
+        TANDEM_PROGRAM.value_set(state.program),
+    ]
+    optional: list[tuple[SearchAttributeKey[Any], str | datetime | None]] = [
+        (MENTOR_ID, state.mentor_id),
+        (NEXT_NUDGE_AT, state.next_nudge_at),
+        (LAST_CONTACT_AT, state.last_contact_at),
+    ]
+    for key, value in optional:
+        if value is not None:
+            result.append(key.value_set(value))
+        elif current.get(key) is not None:
+            result.append(key.value_unset())
+    return result
