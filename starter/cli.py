@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import sys
+
 import typer
 
 from starter import dev_cmd, import_cmd, mail_cmd, tandem_cmds, worker_cmd
@@ -21,5 +25,21 @@ app.command("status")(tandem_cmds.status)
 app.command("list")(tandem_cmds.list_tandems)
 app.add_typer(mail_cmd.app, name="mail")
 
+
+def main() -> None:
+    """Entry point of ``tandem``. Leaves with ``os._exit`` once the command is done: Temporal's
+    client keeps native threads that can abort a normal interpreter shutdown (sdk-python #300);
+    every command has finished its work and cleanup by then."""
+    code = 0
+    try:
+        app()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    logging.shutdown()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    app()
+    main()

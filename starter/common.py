@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RPCError
 
 from tandem.settings import Settings, get_settings
 
@@ -39,6 +40,8 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
         return asyncio.run(coro)
     except CommandError as err:
         fail(str(err))
+    except RPCError as err:
+        fail(f"Temporal refused: {err.message}")
     except (TimeoutError, OSError) as err:
         fail(f"cannot reach a service: {err.__class__.__name__}: {err}")
 

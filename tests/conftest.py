@@ -128,7 +128,7 @@ async def register_search_attributes(client: Client) -> None:
 @pytest_asyncio.fixture
 async def sink(tmp_path: Path) -> AsyncIterator[MailSink]:
     """A real SMTP server on loopback that keeps every mail (the dev stack's sink)."""
-    mail_sink = MailSink(tmp_path / "mail", port=0)
+    mail_sink = MailSink(tmp_path / "home" / "mail", port=0)
     await mail_sink.start()
     yield mail_sink
     await mail_sink.stop()
