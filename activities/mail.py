@@ -120,7 +120,11 @@ class MailActivities:
                 ON CONFLICT (idempotency_key) DO NOTHING
                 """,
                 request.idempotency_key,
-                message_id(request.idempotency_key, self._settings.mail_domain),
+                message_id(
+                    request.idempotency_key,
+                    self._settings.mail_domain,
+                    token if recipient else None,
+                ),
                 request.mentee_id,
                 request.to.value,
                 recipient_id,

@@ -18,10 +18,14 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 
 
-def message_id(idempotency_key: str, domain: str) -> str:
-    """The same key always gives the same ``Message-ID``, so a resend is recognisable."""
-    digest = hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]
-    return f"<{digest}@{domain}>"
+def message_id(idempotency_key: str, domain: str, token: str | None = None) -> str:
+    """The same key always gives the same ``Message-ID``, so a resend is recognisable.
+
+    A request mail's id also carries its reply token: a reply's ``In-Reply-To``/``References``
+    still finds the request when a mail system rewrote the ``To`` address.
+    """
+    digest = hashlib.sha256(idempotency_key.encode()).hexdigest()[:20]
+    return f"<{digest}.{token}@{domain}>" if token else f"<{digest}@{domain}>"
 
 
 def reply_token(secret: bytes, idempotency_key: str) -> str:

@@ -102,7 +102,15 @@ def _tandem_dev(home: Path, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "starter.cli", "dev"],
         cwd=PROJECT_ROOT,
-        env={**os.environ, "TANDEM_HOME": str(home), **env},
+        env={
+            **os.environ,
+            "TANDEM_HOME": str(home),
+            # Free ports unless the test says otherwise: a developer's own `tandem dev` may run.
+            "TANDEM_TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}",
+            "TANDEM_TEMPORAL_UI_PORT": str(free_port()),
+            "TANDEM_SMTP_PORT": str(free_port()),
+            **env,
+        },
         capture_output=True,
         text=True,
         timeout=60,
