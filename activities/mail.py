@@ -106,6 +106,7 @@ class MailActivities:
             "program": program,
             "mentee_id": mentee.id,
             "phase_label": phase_label(program, request.phase, language),
+            "facts": request.facts,
         }
         mail = render(request.template, language, context)
         secret = self._settings.reply_token_secret.get_secret_value().encode()

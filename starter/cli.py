@@ -8,7 +8,7 @@ import sys
 
 import typer
 
-from starter import dev_cmd, import_cmd, mail_cmd, tandem_cmds, worker_cmd
+from starter import dev_cmd, import_cmd, mail_cmd, operate_cmds, tandem_cmds, worker_cmd
 
 app = typer.Typer(
     help="Run mentoring tandems on Temporal: import people, enrol mentees, watch them.",
@@ -23,6 +23,8 @@ app.add_typer(import_cmd.app, name="import")
 app.command("enroll")(tandem_cmds.enroll)
 app.command("status")(tandem_cmds.status)
 app.command("list")(tandem_cmds.list_tandems)
+for name in ("advance", "pause", "resume", "end", "rematch", "cadence", "answer"):
+    app.command(name)(getattr(operate_cmds, name))
 app.add_typer(mail_cmd.app, name="mail")
 
 

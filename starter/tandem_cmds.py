@@ -9,7 +9,7 @@ from typing import Annotated
 import asyncpg
 import typer
 from rich.table import Table
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
@@ -24,7 +24,7 @@ from starter.common import (
     run,
 )
 from tandem.messages import TandemInput
-from tandem.models import TandemState, TandemStatus
+from tandem.models import Mentee, TandemState, TandemStatus
 from tandem.programs import ProgramError, load_program
 from tandem.settings import Settings, get_settings
 from workflows import search_attributes as sa
@@ -60,29 +60,37 @@ async def enroll_ids(
     for mentee in mentees.values():
         assert mentee is not None
         try:
-            rules = load_program(settings.programs_dir, mentee.program)
-        except ProgramError as err:
-            raise CommandError(str(err)) from err
-        state = TandemState(
-            mentee_id=mentee.id,
-            program=mentee.program,
-            phase=mentee.phase,
-            cadence_days=rules.cadence(mentee.phase) / timedelta(days=1),
-        )
-        try:
-            await client.start_workflow(
-                TandemWorkflow.run,
-                TandemInput(rules=rules, state=state),
-                id=workflow_id(mentee.id),
-                task_queue=settings.task_queue,
-                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                search_attributes=sa.initial(state),
-                static_summary=f"Tandem of mentee {mentee.id} ({mentee.program})",
-            )
+            await start_tandem(client, mentee, settings)
             outcomes.append(EnrollOutcome(mentee.id, True, TandemStatus.MATCHING.value))
         except WorkflowAlreadyStartedError:
             outcomes.append(EnrollOutcome(mentee.id, False, await _status_of(client, mentee.id)))
     return outcomes
+
+
+async def start_tandem(
+    client: Client, mentee: Mentee, settings: Settings
+) -> WorkflowHandle[TandemWorkflow, TandemState]:
+    """Start the mentee's tandem workflow; WorkflowAlreadyStartedError if there is one."""
+    try:
+        rules = load_program(settings.programs_dir, mentee.program)
+    except ProgramError as err:
+        raise CommandError(str(err)) from err
+    state = TandemState(
+        mentee_id=mentee.id,
+        program=mentee.program,
+        phase=mentee.phase,
+        cadence_days=rules.cadence(mentee.phase) / timedelta(days=1),
+        expected_phase_end=mentee.expected_phase_end,
+    )
+    return await client.start_workflow(
+        TandemWorkflow.run,
+        TandemInput(rules=rules, state=state),
+        id=workflow_id(mentee.id),
+        task_queue=settings.task_queue,
+        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        search_attributes=sa.initial(state),
+        static_summary=f"Tandem of mentee {mentee.id} ({mentee.program})",
+    )
 
 
 async def _status_of(client: Client, mentee_id: str) -> str:

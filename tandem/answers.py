@@ -63,9 +63,10 @@ def request_kind(request_id: str) -> RequestKind:
 
 
 class AnswerDetails(BaseModel):
+    """What an answer may carry into the workflow. (An anonymous 1-5 rating never does: the
+    gateway adds it straight to the programme's aggregate, see ``activities/ratings.py``.)"""
+
     met_on: date | None = None
-    #: Anonymous 1-5 rating with ``met``; only ever kept as an aggregate.
-    rating: int | None = Field(default=None, ge=1, le=5)
     snooze_weeks: int | None = Field(default=None, ge=1, le=52)
 
 

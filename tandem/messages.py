@@ -42,6 +42,8 @@ class MailRequest(BaseModel):
     phase: str
     #: The request this mail asks the recipient to answer, if any (binds its reply token).
     request_id: str | None = None
+    #: Ids, dates and codes the text needs (never names or addresses).
+    facts: dict[str, str] = Field(default_factory=dict)
 
 
 class MailReceipt(BaseModel):
@@ -62,13 +64,50 @@ class SeatRelease(BaseModel):
     mentee_id: str
 
 
+class RatingRecord(BaseModel):
+    program: str
+    answer_id: str
+    rating: int = Field(ge=1, le=5)
+
+
 __all__ = [
+    "AdvanceRequest",
+    "CadenceRequest",
+    "EndRequest",
     "MailReceipt",
     "MailRequest",
     "MatchRequest",
     "MatchResult",
+    "OperatorResult",
+    "PauseRequest",
+    "RatingRecord",
     "SeatRelease",
     "StatusEvent",
     "TandemInput",
     "TandemStatus",
 ]
+
+
+# -- operator updates -------------------------------------------------------------------------
+
+
+class AdvanceRequest(BaseModel):
+    phase: str
+
+
+class PauseRequest(BaseModel):
+    until: datetime | None = None
+
+
+class EndRequest(BaseModel):
+    #: A short code, not prose: it is kept in the workflow history.
+    reason: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$")
+
+
+class CadenceRequest(BaseModel):
+    days: float = Field(gt=0, le=730)
+
+
+class OperatorResult(BaseModel):
+    status: TandemStatus
+    message: str = ""

@@ -63,6 +63,17 @@ class Mentee(BaseModel):
     language: Language = Language.DE
 
 
+class DecisionState(BaseModel):
+    """The "continue?" question after a first meeting, for one matching round."""
+
+    answers: dict[str, str] = Field(default_factory=dict)  # role -> "continue" / "decline"
+    asks: int = 0  # how often the question was sent (undecided asks again)
+    asked_at: datetime | None = None
+    reminded: bool = False
+    escalated: bool = False
+    reask_at: datetime | None = None
+
+
 class TandemState(BaseModel):
     """The whole tandem, as carried by the workflow and returned by its ``state`` query.
 
@@ -85,3 +96,20 @@ class TandemState(BaseModel):
     event_seq: int = 0
     enrolled_at: datetime | None = None
     updated_at: datetime | None = None
+
+    expected_phase_end: date | None = None
+    introduced_at: datetime | None = None
+    decision: DecisionState = Field(default_factory=DecisionState)
+    active_since: datetime | None = None
+    phase_started_at: datetime | None = None
+    phase_check_sent: bool = False
+    nudges_sent: int = 0
+    last_nudge_at: datetime | None = None
+    missed_periods: int = 0
+    at_risk: bool = False
+    paused_until: datetime | None = None
+    shadowing_requests: int = 0
+    open_requests: dict[str, list[str]] = Field(default_factory=dict)  # request id -> roles
+    #: Ids of answers already applied (the update is idempotent on them); the last 200.
+    answer_ids: list[str] = Field(default_factory=list)
+    end_reason: str | None = None

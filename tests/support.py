@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import sys
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
@@ -19,6 +20,7 @@ from activities.mail import MailActivities
 from activities.matching import MatchingActivities
 from activities.people import apply_mentees, apply_mentors
 from activities.smtp import SmtpSender
+from starter.mailsink import MailSink
 from tandem.messages import MailRequest
 from tandem.models import Language, Mentee, Mentor, TandemState, TandemStatus
 from tandem.programs import load_programs
@@ -126,3 +128,16 @@ async def wait_status(
     return await eventually(
         lambda: query_state(client, mentee_id), lambda s: s.status is status, timeout=timeout
     )
+
+
+def uid(prefix: str) -> str:
+    """A fresh id: the time-skipping server is shared by all tests."""
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+async def mails_in_order(pool: asyncpg.Pool, sink: MailSink) -> list[tuple[str, str]]:
+    """(recipient, template) of every mail the SMTP sink received, in arrival order."""
+    async with pool.acquire() as conn:
+        rows = await conn.fetch("SELECT message_id, template FROM outbox")
+    template = {r["message_id"]: r["template"] for r in rows}
+    return [(str(m["To"]), template[str(m["Message-ID"])]) for m in sink.messages()]

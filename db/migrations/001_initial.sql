@@ -110,6 +110,17 @@ CREATE TABLE reply_tokens (
     request_id   text NOT NULL,
     expires_at   timestamptz NOT NULL,
     revoked_at   timestamptz,
-    created_at   timestamptz NOT NULL DEFAULT now(),
-    UNIQUE (request_id, role)
+    created_at   timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX reply_tokens_by_request ON reply_tokens (mentee_id, request_id, role);
+
+-- Anonymous 1-5 ratings given with "met": only the aggregate per programme is kept.
+-- A receipt per answer (its id is a hash) makes counting idempotent; it holds no rating.
+CREATE TABLE rating_receipts (
+    answer_id  text PRIMARY KEY
+);
+CREATE TABLE program_ratings (
+    program  text PRIMARY KEY,
+    count    integer NOT NULL DEFAULT 0,
+    total    integer NOT NULL DEFAULT 0
 );

@@ -1,0 +1,150 @@
+"""Operator commands that change a running tandem. Each is a workflow update: the workflow's
+validator refuses what its state does not allow, and the refusal is printed as one line."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, time
+from typing import Annotated, Any
+
+import typer
+from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from starter.common import CommandError, connect_temporal, console, fail, print_json, run
+from tandem.answers import Answer, AnswerDetails, Intent, RequestKind, request_id
+from tandem.messages import AdvanceRequest, CadenceRequest, EndRequest, PauseRequest
+from tandem.models import Role
+from workflows.tandem import TandemWorkflow, workflow_id
+
+MenteeId = Annotated[str, typer.Argument(help="The mentee's id (the tandem is tandem-<id>).")]
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+
+
+async def call_update(
+    mentee_id: str, call: Callable[[WorkflowHandle[Any, Any]], Awaitable[Any]]
+) -> Any:
+    """Run one update; a refusal or an unknown tandem becomes a CommandError (one line)."""
+    client = await connect_temporal()
+    handle = client.get_workflow_handle(workflow_id(mentee_id))
+    try:
+        return await call(handle)
+    except WorkflowUpdateFailedError as err:
+        cause = err.cause
+        raise CommandError(f"refused: {getattr(cause, 'message', None) or cause}") from err
+    except RPCError as err:
+        if err.status is RPCStatusCode.NOT_FOUND:
+            raise CommandError(f"no running tandem for mentee {mentee_id}") from err
+        raise
+
+
+def _report(result: Any, as_json: bool) -> None:
+    if as_json:
+        print_json(result.model_dump(mode="json"))
+    else:
+        console.print(f"{result.status.value}" + (f": {result.message}" if result.message else ""))
+
+
+def advance(
+    mentee_id: MenteeId,
+    to: Annotated[str, typer.Option("--to", help="The phase to move to.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Move a tandem to another phase (both are mailed; cadence follows the phase)."""
+    result = run(
+        call_update(
+            mentee_id, lambda h: h.execute_update(TandemWorkflow.advance, AdvanceRequest(phase=to))
+        )
+    )
+    _report(result, as_json)
+
+
+def pause(
+    mentee_id: MenteeId,
+    until: Annotated[
+        datetime | None,
+        typer.Option(help="Resume automatically on this date (YYYY-MM-DD).", formats=["%Y-%m-%d"]),
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Pause check-ins (parental leave, semester abroad), until a date or until `resume`."""
+    until_utc = datetime.combine(until.date(), time(), UTC) if until else None
+    result = run(
+        call_update(
+            mentee_id,
+            lambda h: h.execute_update(TandemWorkflow.pause, PauseRequest(until=until_utc)),
+        )
+    )
+    _report(result, as_json)
+
+
+def resume(mentee_id: MenteeId, as_json: JsonFlag = False) -> None:
+    """Resume check-ins of a paused tandem."""
+    result = run(call_update(mentee_id, lambda h: h.execute_update(TandemWorkflow.resume)))
+    _report(result, as_json)
+
+
+def end(
+    mentee_id: MenteeId,
+    reason: Annotated[
+        str, typer.Option("--reason", help="A short code, e.g. moved_away (kept in history).")
+    ],
+    as_json: JsonFlag = False,
+) -> None:
+    """End a tandem for both sides; the mentor's seat is released."""
+    try:
+        request = EndRequest(reason=reason)
+    except ValueError:
+        fail("--reason must be a short code of a-z, 0-9, _ or - (no names or prose)")
+    result = run(call_update(mentee_id, lambda h: h.execute_update(TandemWorkflow.end, request)))
+    _report(result, as_json)
+
+
+def rematch(mentee_id: MenteeId, as_json: JsonFlag = False) -> None:
+    """Release the current mentor (excluded from now on) and look for a new one."""
+    result = run(call_update(mentee_id, lambda h: h.execute_update(TandemWorkflow.rematch)))
+    _report(result, as_json)
+
+
+def cadence(
+    mentee_id: MenteeId,
+    every: Annotated[float, typer.Option("--every", help="Days between check-ins.", min=1)],
+    as_json: JsonFlag = False,
+) -> None:
+    """Set the pair's own check-in rhythm."""
+    result = run(
+        call_update(
+            mentee_id,
+            lambda h: h.execute_update(TandemWorkflow.cadence, CadenceRequest(days=every)),
+        )
+    )
+    _report(result, as_json)
+
+
+def answer(
+    mentee_id: MenteeId,
+    intent: Annotated[Intent, typer.Argument(help="The answer given by phone or in person.")],
+    as_: Annotated[Role, typer.Option("--as", help="Who answered: mentor or mentee.")],
+    met_on: Annotated[
+        datetime | None,
+        typer.Option("--date", help="With met: the day of the meeting.", formats=["%Y-%m-%d"]),
+    ] = None,
+    weeks: Annotated[int | None, typer.Option(help="With snooze: weeks to wait.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Record an answer the programme office took by phone (same rules as a reply mail)."""
+    if as_ is Role.COORDINATOR:
+        fail("--as must be mentor or mentee")
+    given = Answer(
+        role=as_,
+        request_id=request_id(RequestKind.OFFICE, "phone"),
+        intent=intent,
+        details=AnswerDetails(
+            met_on=met_on.date() if met_on else None,
+            snooze_weeks=weeks,
+        ),
+        answer_id=f"office-{uuid.uuid4()}",
+    )
+    result = run(call_update(mentee_id, lambda h: h.execute_update(TandemWorkflow.answer, given)))
+    _report(result, as_json)
