@@ -72,6 +72,8 @@ class DecisionState(BaseModel):
     reminded: bool = False
     escalated: bool = False
     reask_at: datetime | None = None
+    #: "continue" or "decline" once decided: set before any effect, so it happens once.
+    outcome: str | None = None
 
 
 class TandemState(BaseModel):

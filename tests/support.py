@@ -8,11 +8,13 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import asyncpg
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.events import EventActivities
@@ -21,8 +23,10 @@ from activities.matching import MatchingActivities
 from activities.people import apply_mentees, apply_mentors
 from activities.smtp import SmtpSender
 from starter.mailsink import MailSink
+from starter.tandem_cmds import start_tandem
+from tandem.answers import Answer, AnswerDetails, AnswerResult, Intent
 from tandem.messages import MailRequest
-from tandem.models import Language, Mentee, Mentor, TandemState, TandemStatus
+from tandem.models import Language, Mentee, Mentor, Role, TandemState, TandemStatus
 from tandem.programs import load_programs
 from tandem.settings import Settings
 from worker import build_worker
@@ -141,3 +145,89 @@ async def mails_in_order(pool: asyncpg.Pool, sink: MailSink) -> list[tuple[str, 
         rows = await conn.fetch("SELECT message_id, template FROM outbox")
     template = {r["message_id"]: r["template"] for r in rows}
     return [(str(m["To"]), template[str(m["Message-ID"])]) for m in sink.messages()]
+
+
+class Tandem:
+    """Scripted people for lifecycle tests: ``script(mail, tandem)`` runs inside the mail
+    activity, so what it does happens before the test server's clock moves on."""
+
+    def __init__(self, env: WorkflowEnvironment, mentee_id: str) -> None:
+        self.env = env
+        self.mentee_id = mentee_id
+        self.handle = env.client.get_workflow_handle(workflow_id(mentee_id))
+        self.refusals: list[str] = []
+        self._answers = 0
+
+    async def answer(
+        self,
+        role: Role,
+        intent: Intent,
+        request: str | None,
+        *,
+        answer_id: str | None = None,
+        **details: object,
+    ) -> AnswerResult | None:
+        """Answer as mentor or mentee; a refusal is recorded in ``refusals``, not raised."""
+        self._answers += 1
+        given = Answer(
+            role=role,
+            request_id=request or "office:phone",
+            intent=intent,
+            details=AnswerDetails.model_validate(details),
+            answer_id=answer_id or f"a{self._answers}",
+        )
+        try:
+            return await self.handle.execute_update(TandemWorkflow.answer, given)
+        except WorkflowUpdateFailedError as err:
+            self.refusals.append(str(getattr(err.cause, "message", err.cause)))
+            return None
+
+    async def now(self) -> datetime:
+        return await self.env.get_current_time()
+
+
+Script = Callable[[MailRequest, Tandem], Awaitable[None]]
+
+
+async def run_tandem(
+    env: WorkflowEnvironment,
+    pool: asyncpg.Pool,
+    settings: Settings,
+    script: Script,
+    *,
+    mentors: list[Mentor],
+    mentee_id: str,
+    **mentee_fields: object,
+) -> tuple[TandemState, Tandem]:
+    """Run one tandem to its end (the script must end it) with real activities."""
+    await put_people(pool, mentors, [mentee(mentee_id, **mentee_fields)])
+    tandem = Tandem(env, mentee_id)
+    handled: set[str] = set()
+
+    async def once(mail: MailRequest) -> None:
+        if mail.idempotency_key not in handled:  # an activity retry is not a second mail
+            handled.add(mail.idempotency_key)
+            await script(mail, tandem)
+
+    async with running_worker(env.client, settings, pool, after_accept=once):
+        handle = await start_tandem(env.client, mentee(mentee_id, **mentee_fields), settings)
+        final = await asyncio.wait_for(handle.result(), timeout=120)
+    return final, tandem
+
+
+async def events(pool: asyncpg.Pool, mentee_id: str) -> list[str]:
+    async with pool.acquire() as conn:
+        rows = await conn.fetch(
+            "SELECT kind FROM tandem_events WHERE mentee_id = $1 ORDER BY seq", mentee_id
+        )
+    return [r["kind"] for r in rows]
+
+
+async def mails_with_template(pool: asyncpg.Pool, sink: MailSink, template: str) -> list[Any]:
+    """The mails the sink received that were rendered from ``template``."""
+    async with pool.acquire() as conn:
+        ids = {
+            r["message_id"]
+            for r in await conn.fetch("SELECT message_id FROM outbox WHERE template = $1", template)
+        }
+    return [m for m in sink.messages() if str(m["Message-ID"]) in ids]

@@ -237,16 +237,23 @@ class TandemWorkflow:
         if s.status is not TandemStatus.DECIDING:
             await self._set_status(TandemStatus.DECIDING, "decision_asked")
         decision = request_id(RequestKind.DECISION, s.rematches)
-        for role in self._undecided():
-            await self._mail("decision_request", role, f"d{s.rematches}.{d.asks}", request=decision)
+        await asyncio.gather(
+            *(
+                self._mail("decision_request", role, f"d{s.rematches}.{d.asks}", request=decision)
+                for role in self._undecided()
+            )
+        )
 
     async def _settle_decision(self) -> None:
         """Both said yes -> active; one said no -> rematch. Otherwise keep waiting."""
-        s = self._state
-        answers = s.decision.answers
-        if Intent.DECLINE.value in answers.values():
+        d = self._state.decision
+        if d.outcome is not None:
+            return
+        if Intent.DECLINE.value in d.answers.values():
+            d.outcome = Intent.DECLINE.value
             await self._declined()
-        elif all(answers.get(r.value) == Intent.CONTINUE.value for r in PEOPLE):
+        elif all(d.answers.get(r.value) == Intent.CONTINUE.value for r in PEOPLE):
+            d.outcome = Intent.CONTINUE.value
             await self._activate()
 
     async def _activate(self) -> None:
@@ -257,9 +264,9 @@ class TandemWorkflow:
             s.phase_started_at = now
         s.next_nudge_at = now + self._cadence()
         s.missed_periods = 0
+        await self._set_status(TandemStatus.ACTIVE, "activated")
         facts = {"cadence_days": _days(self._cadence())}
         await self._mail_both("tandem_confirmed", f"r{s.rematches}", facts=facts)
-        await self._set_status(TandemStatus.ACTIVE, "activated")
 
     async def _declined(self) -> None:
         s = self._state
@@ -269,13 +276,13 @@ class TandemWorkflow:
         await self._mail("decision_declined", Role.MENTOR, round_, facts={"audience": "mentor"})
         await self._unmatch("declined")
         if s.rematches > self._rules.max_rematches:
+            await self._set_status(TandemStatus.NEEDS_COORDINATOR, "needs_coordinator")
             await self._mail(
                 "needs_coordinator_coordinator",
                 Role.COORDINATOR,
                 round_,
                 facts={"rematches": str(s.rematches)},
             )
-            await self._set_status(TandemStatus.NEEDS_COORDINATOR, "needs_coordinator")
         else:
             await self._set_status(TandemStatus.MATCHING, "rematching")
 
@@ -339,6 +346,8 @@ class TandemWorkflow:
                 for role in PEOPLE
             )
         )
+        if s.status in FINAL_STATUSES:  # stopped while the check-in went out
+            return
         if s.missed_periods >= 2 and not s.at_risk:
             s.at_risk = True
             await self._mail("at_risk_coordinator", Role.COORDINATOR, f"n{s.nudges_sent}")
@@ -436,11 +445,17 @@ class TandemWorkflow:
         kind = self._answer_kind(answer)
         if answer.intent not in ALLOWED[kind]:
             raise refuse(f"'{answer.intent.value}' is not an answer to this request")
+        self._check_intent(kind, answer)
+        if self._repeats_decision(kind, answer):
+            return  # the same decision again, in another mail: accepted, changes nothing
         if answer.request_id != request_id(RequestKind.OFFICE, "phone"):
             roles = s.open_requests.get(answer.request_id)
             if roles is None or answer.role.value not in roles:
                 raise refuse("this request is closed")
-        self._check_intent(kind, answer)
+
+    def _repeats_decision(self, kind: RequestKind, answer: Answer) -> bool:
+        given = self._state.decision.answers.get(answer.role.value)
+        return kind is RequestKind.DECISION and given == answer.intent.value
 
     def _answer_kind(self, answer: Answer) -> RequestKind:
         """The request an answer belongs to; office answers go to what is open now."""
@@ -473,6 +488,8 @@ class TandemWorkflow:
         ):
             if s.status not in (TandemStatus.INTRODUCED, TandemStatus.DECIDING):
                 raise refuse("no decision is asked now")
+            if s.decision.outcome is not None:
+                raise refuse("the decision is already made")
             given = s.decision.answers.get(role.value)
             if given is not None and given != intent.value:
                 raise refuse(f"the {role.value} already answered '{given}'")
@@ -483,7 +500,9 @@ class TandemWorkflow:
         if intent is Intent.SHADOWING and (role is not Role.MENTEE or s.status not in MATCHED):
             raise refuse("only the mentee of a running tandem can ask for shadowing")
         if intent is Intent.PHASE_DONE:
-            if role is not Role.MENTEE or self._next_phase() is None:
+            if role is not Role.MENTEE:
+                raise refuse("only the mentee confirms a new phase")
+            if self._next_phase() is None:
                 raise refuse("there is no next phase to confirm")
             if s.status not in (TandemStatus.ACTIVE, TandemStatus.PAUSED):
                 raise refuse("phases change only in a running tandem")
@@ -510,6 +529,8 @@ class TandemWorkflow:
             await self._set_status(s.status, f"shadowing_{accepted}")
             return "shadowing answer passed on"
         if intent in (Intent.CONTINUE, Intent.DECLINE):
+            if self._repeats_decision(kind, answer):
+                return "decision already recorded"
             s.decision.answers[role.value] = intent.value
             if roles := s.open_requests.get(request_id(RequestKind.DECISION, s.rematches)):
                 s.open_requests[request_id(RequestKind.DECISION, s.rematches)] = [
