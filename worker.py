@@ -21,6 +21,15 @@ from workflows.tandem import TandemWorkflow
 log = structlog.get_logger(__name__)
 
 
+def workflow_runner() -> SandboxedWorkflowRunner:
+    """The sandbox, with our pure model libraries passed through (the replayer uses it too)."""
+    return SandboxedWorkflowRunner(
+        restrictions=SandboxRestrictions.default.with_passthrough_modules(
+            "pydantic", "pydantic_core", "email_validator", "idna", "yaml"
+        )
+    )
+
+
 def build_worker(
     client: Client,
     settings: Settings,
@@ -35,11 +44,7 @@ def build_worker(
         client,
         task_queue=task_queue or settings.task_queue,
         workflows=[TandemWorkflow],
-        workflow_runner=SandboxedWorkflowRunner(
-            restrictions=SandboxRestrictions.default.with_passthrough_modules(
-                "pydantic", "pydantic_core", "email_validator", "idna", "yaml"
-            )
-        ),
+        workflow_runner=workflow_runner(),
         activities=[
             matching.find_mentor,
             matching.release_seat,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sys
 import time
 import uuid
@@ -197,6 +198,7 @@ async def run_tandem(
     *,
     mentors: list[Mentor],
     mentee_id: str,
+    record_as: str | None = None,
     **mentee_fields: object,
 ) -> tuple[TandemState, Tandem]:
     """Run one tandem to its end (the script must end it) with real activities."""
@@ -212,6 +214,9 @@ async def run_tandem(
     async with running_worker(env.client, settings, pool, after_accept=once):
         handle = await start_tandem(env.client, mentee(mentee_id, **mentee_fields), settings)
         final = await asyncio.wait_for(handle.result(), timeout=120)
+    if record_as:
+        assert handle.first_execution_run_id is not None
+        await record_histories(env.client, handle.id, handle.first_execution_run_id, record_as)
     return final, tandem
 
 
@@ -231,3 +236,22 @@ async def mails_with_template(pool: asyncpg.Pool, sink: MailSink, template: str)
             for r in await conn.fetch("SELECT message_id FROM outbox WHERE template = $1", template)
         }
     return [m for m in sink.messages() if str(m["Message-ID"]) in ids]
+
+
+HISTORIES = Path(__file__).parent / "histories"
+
+
+async def record_histories(client: Client, workflow_id: str, first_run_id: str, name: str) -> None:
+    """With ``TANDEM_RECORD_HISTORIES=1``, store every run of a workflow (following
+    continue-as-new) as ``tests/histories/<name>-<n>.json`` for the replay tests."""
+    if not os.environ.get("TANDEM_RECORD_HISTORIES"):
+        return
+    run_id: str | None = first_run_id
+    n = 0
+    while run_id:
+        n += 1
+        history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
+        (HISTORIES / f"{name}-{n}.json").write_text(history.to_json(), encoding="utf-8")
+        last = history.events[-1]
+        attrs = last.workflow_execution_continued_as_new_event_attributes
+        run_id = attrs.new_execution_run_id or None

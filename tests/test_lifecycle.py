@@ -17,7 +17,15 @@ from tandem.answers import Answer, Intent
 from tandem.messages import AdvanceRequest, MailRequest, PauseRequest
 from tandem.models import Role, TandemStatus
 from tandem.settings import Settings
-from tests.support import mails_in_order, mentee, mentor, put_people, running_worker, uid
+from tests.support import (
+    mails_in_order,
+    mentee,
+    mentor,
+    put_people,
+    record_histories,
+    running_worker,
+    uid,
+)
 from workflows.tandem import TandemWorkflow, workflow_id
 
 
@@ -68,6 +76,10 @@ async def test_a_medical_tandem_from_study_to_completion(
         # The handle start_workflow returns lets the test server skip time while we wait.
         started_handle = await start_tandem(client, mentee(s1), settings)
         final = await started_handle.result()
+        assert started_handle.first_execution_run_id is not None
+        await record_histories(
+            client, started_handle.id, started_handle.first_execution_run_id, "full-medical"
+        )
     wall = time.monotonic() - started
     print(f"\nfull medical tandem: {wall:.1f}s wall time")
 

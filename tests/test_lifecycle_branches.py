@@ -56,7 +56,15 @@ async def test_one_declines_so_the_mentee_is_rematched_and_that_mentor_excluded(
             await end(t)
 
     mentors = [mentor(near), mentor(far, region="Südkreis", capacity=1)]
-    final, _ = await run_tandem(ts_env, db, settings, script, mentors=mentors, mentee_id=s)
+    final, _ = await run_tandem(
+        ts_env,
+        db,
+        settings,
+        script,
+        mentors=mentors,
+        mentee_id=s,
+        record_as="decline-rematch",
+    )
 
     assert final.excluded_mentor_ids == [near] and final.mentor_id == far
     assert final.rematches == 1 and final.status is TandemStatus.ENDED
@@ -84,7 +92,15 @@ async def test_after_max_rematches_the_coordinator_takes_over(
             )
             await end(t)
 
-    final, _ = await run_tandem(ts_env, db, settings, script, mentors=mentors, mentee_id=s)
+    final, _ = await run_tandem(
+        ts_env,
+        db,
+        settings,
+        script,
+        mentors=mentors,
+        mentee_id=s,
+        record_as="needs-coordinator",
+    )
     assert final.rematches == 3  # max_rematches is 2: the third "no" goes to the office
     assert len(final.excluded_mentor_ids) == 3
     assert "needs_coordinator" in await events(db, s)
@@ -103,7 +119,15 @@ async def test_no_answer_brings_a_reminder_then_an_escalation(
         if mail.template == "decision_escalation_coordinator":
             await end(t)
 
-    await run_tandem(ts_env, db, settings, script, mentors=[mentor(m)], mentee_id=s)
+    await run_tandem(
+        ts_env,
+        db,
+        settings,
+        script,
+        mentors=[mentor(m)],
+        mentee_id=s,
+        record_as="reminder-escalation",
+    )
     asked = {who: at for template, who, at in sent if template == "decision_request"}
     reminded = {who: at for template, who, at in sent if template == "decision_reminder"}
     [escalated] = [at for template, _, at in sent if template == "decision_escalation_coordinator"]
@@ -188,7 +212,15 @@ async def test_stop_ends_the_tandem_for_both_and_frees_the_seat(
         elif mail.template == "nudge" and mail.to is MENTOR:
             await t.answer(MENTOR, Intent.STOP, mail.request_id)
 
-    final, _ = await run_tandem(ts_env, db, settings, script, mentors=[mentor(m)], mentee_id=s)
+    final, _ = await run_tandem(
+        ts_env,
+        db,
+        settings,
+        script,
+        mentors=[mentor(m)],
+        mentee_id=s,
+        record_as="stop",
+    )
     assert final.status is TandemStatus.ENDED
     mails = await mails_in_order(db, sink)
     assert sorted(to for to, t in mails if t == "tandem_ended") == sorted(
@@ -222,7 +254,15 @@ async def test_two_missed_periods_alert_the_coordinator_once_per_episode(
             alerts.append(n)
 
     alerts: list[int] = []
-    await run_tandem(ts_env, db, settings, script, mentors=[mentor(m)], mentee_id=s)
+    await run_tandem(
+        ts_env,
+        db,
+        settings,
+        script,
+        mentors=[mentor(m)],
+        mentee_id=s,
+        record_as="at-risk",
+    )
     assert alerts == [2, 8]
 
 
@@ -271,7 +311,15 @@ async def test_shadowing_request_and_the_mentors_yes(
             assert mail.facts == {"accepted": "yes"}
             await end(t)
 
-    await run_tandem(ts_env, db, settings, script, mentors=[mentor(m)], mentee_id=s)
+    await run_tandem(
+        ts_env,
+        db,
+        settings,
+        script,
+        mentors=[mentor(m)],
+        mentee_id=s,
+        record_as="shadowing",
+    )
     mails = await mails_in_order(db, sink)
     assert (mentor(m).email, "shadowing_request") in mails
     assert (f"{s.lower()}@studium.example.org", "shadowing_answer") in mails
@@ -367,7 +415,15 @@ async def test_cadence_and_operator_rematch(
                 await end(t)
 
     mentors = [mentor(first), mentor(second, region="Südkreis")]
-    final, _ = await run_tandem(ts_env, db, settings, script, mentors=mentors, mentee_id=s)
+    final, _ = await run_tandem(
+        ts_env,
+        db,
+        settings,
+        script,
+        mentors=mentors,
+        mentee_id=s,
+        record_as="cadence-rematch",
+    )
     assert abs((nudges[1][1] - nudges[0][1]) - 30 * DAY) < DAY
     assert [who for who, _ in nudges] == [first, first, second]
     assert final.excluded_mentor_ids == [first]
