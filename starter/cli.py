@@ -9,6 +9,7 @@ import sys
 import typer
 
 from starter import dev_cmd, import_cmd, mail_cmd, operate_cmds, tandem_cmds, worker_cmd
+from starter.common import err_console
 
 app = typer.Typer(
     help="Run mentoring tandems on Temporal: import people, enrol mentees, watch them.",
@@ -34,7 +35,15 @@ def main() -> None:
     every command has finished its work and cleanup by then."""
     code = 0
     try:
-        app()
+        result = app(standalone_mode=False)
+        code = result if isinstance(result, int) else 0
+    except typer.TyperException as err:  # bad usage: one line, not a box
+        ctx = getattr(err, "ctx", None)
+        hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+        err_console.print(f"error: {err.format_message()}{hint}", highlight=False, soft_wrap=True)
+        code = err.exit_code
+    except typer.Abort:
+        code = 130
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     sys.stdout.flush()

@@ -146,3 +146,98 @@ async def test_bad_input_gets_one_clear_line_and_changes_nothing(
     assert code != 0
     async with db.acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM mentors") == 0
+
+
+async def test_operator_commands_change_a_running_tandem_or_refuse_in_one_line(
+    dev_env: WorkflowEnvironment,
+    db: asyncpg.Pool,
+    db_dsn: str,
+    sink: MailSink,
+    settings: Settings,
+    tmp_path: Path,
+) -> None:
+    p = f"o{uuid.uuid4().hex[:6]}"
+    tandem = Tandem(
+        {
+            **os.environ,
+            "DATABASE_URL": db_dsn,
+            "TANDEM_HOME": str(settings.home),
+            "TANDEM_TEMPORAL_ADDRESS": dev_env.client.service_client.config.target_host,
+            "TANDEM_TASK_QUEUE": settings.task_queue,
+            "TANDEM_SMTP_PORT": str(sink.port),
+        }
+    )
+    mentors, mentees = tmp_path / "mentors.csv", tmp_path / "mentees.csv"
+    mentors.write_text(MENTORS.format(p=p), encoding="utf-8")
+    mentees.write_text(MENTEES.format(p=p), encoding="utf-8")
+    s1 = f"{p}-S1"
+
+    async def state() -> dict[str, object]:
+        _, out, _ = await tandem("status", s1, "--json")
+        return dict(json.loads(out))
+
+    async def refused(*args: str) -> str:
+        code, out, err = await tandem(*args, ok=False)
+        assert code != 0 and out == "", args
+        [line] = err.strip().splitlines()
+        return line
+
+    async with running_worker(dev_env.client, settings, db):
+        await tandem("import", "mentees", str(mentees))
+        await tandem("import", "mentors", str(mentors))
+        await tandem("enroll", s1)
+        await eventually(state, lambda s: s["status"] == "introduced")
+        assert await refused("pause", s1) == (
+            "error: refused: only an active tandem can be paused (it is introduced)"
+        )
+        # The office heard both say yes by phone.
+        await tandem("answer", s1, "continue", "--as", "mentee")
+        _, out, _ = await tandem("answer", s1, "continue", "--as", "mentor", "--json")
+        assert json.loads(out)["status"] == "active"
+        assert await refused("answer", s1, "decline", "--as", "mentor") == (
+            "error: refused: no decision is asked now"
+        )
+        await tandem("cadence", s1, "--every", "30")
+        assert (await state())["cadence_days"] == 30
+        await tandem("answer", s1, "met", "--as", "mentee", "--date", "2026-11-02")
+        assert str((await state())["last_contact_at"]).startswith("2026-11-02")
+        _, out, _ = await tandem("pause", s1, "--until", "2099-01-31")
+        assert out.strip() == "paused"
+        assert await refused("pause", s1) == (
+            "error: refused: only an active tandem can be paused (it is paused)"
+        )
+        await tandem("resume", s1)
+        assert await refused("advance", s1, "--to", "retirement") == (
+            "error: refused: programme stipendium-hausarzt has no phase 'retirement'"
+            " (study, residency, employment)"
+        )
+        await tandem("advance", s1, "--to", "residency")
+        after = await eventually(state, lambda s: s["phase"] == "residency")
+        assert after["status"] == "active" and after["cadence_days"] == 91
+        assert await refused("end", s1, "--reason", "Moved to Dr. Someone") == (
+            "error: --reason must be a short code of a-z, 0-9, _ or - (no names or prose)"
+        )
+        await tandem("end", s1, "--reason", "moved_away")
+        assert await refused("end", s1, "--reason", "again") == (
+            f"error: no running tandem for mentee {s1}"
+        )
+        assert await refused("end", s1) == (
+            "error: Missing option '--reason'. (see `tandem end --help`)"
+        )
+        assert await refused("resume", "nobody") == "error: no running tandem for mentee nobody"
+        _, out, _ = await tandem("mail", "list", "--json")
+    ended = [
+        m
+        for m in json.loads(out)
+        if "ended" in m["subject"].lower() or "beendet" in m["subject"].lower()
+    ]
+    assert len(ended) >= 2
+    async with db.acquire() as conn:
+        kinds = [
+            r["kind"]
+            for r in await conn.fetch(
+                "SELECT kind FROM tandem_events WHERE mentee_id = $1 ORDER BY seq", s1
+            )
+        ]
+        seats = await conn.fetchval("SELECT count(*) FROM seats")
+    assert kinds[-1] == "ended_by_office" and "phase_advanced" in kinds and seats == 0
