@@ -140,6 +140,7 @@ async def _start(stack: AsyncExitStack, settings: Settings, *, demo: bool) -> Ru
         running = Running(dsn=dsn, client=client, temporal=temporal, sink=sink, worker=worker)
         if demo:
             running.demo = await load_demo(settings, dsn, client, programs)
+            _start_demo_people(stack, settings, dsn, client)
         return running
     except (CommandError, ProgramError) as err:
         raise DevStackError(str(err)) from None
@@ -244,6 +245,20 @@ async def load_demo(
     started = sum(1 for o in outcomes if o.started)
     log.info("demo_loaded", mentees=len(outcomes), started=started)
     return len(outcomes), started
+
+
+def _start_demo_people(stack: AsyncExitStack, settings: Settings, dsn: str, client: Client) -> None:
+    """The demo people answer their mail, so the whole lifecycle runs by itself."""
+    from starter.demo_people import DemoPeople
+
+    task = asyncio.create_task(DemoPeople(settings.mail_dir, dsn, client).run())
+
+    async def stop() -> None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    stack.push_async_callback(stop)
 
 
 def demo_mentee_ids(programs: dict[str, Program]) -> list[str]:

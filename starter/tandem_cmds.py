@@ -222,8 +222,12 @@ def list_tandems(
         print_json(rows)
         return
     table = Table("mentee", "status", "phase", "programme", "mentor", "next nudge")
+    for column in table.columns[:2] + table.columns[4:5]:
+        column.no_wrap = True  # ids and status are what people search for: never cut them
     for r in rows:
-        table.add_row(*[r[k] or "-" for k in r])
+        nudge = r["next_nudge_at"]
+        shown = {**r, "next_nudge_at": nudge[:16].replace("T", " ") if nudge else None}
+        table.add_row(*[shown[k] or "-" for k in shown])
     console.print(table)
     console.print(f"{len(rows)} tandem(s)")
 
