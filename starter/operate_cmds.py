@@ -8,11 +8,22 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, time
 from typing import Annotated, Any
 
+import asyncpg
 import typer
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from starter.common import CommandError, connect_temporal, console, fail, print_json, run
+from activities.people import get_mentee
+from activities.ratings import record_rating
+from starter.common import (
+    CommandError,
+    connect_temporal,
+    console,
+    database_url,
+    fail,
+    print_json,
+    run,
+)
 from tandem.answers import Answer, AnswerDetails, Intent, RequestKind, request_id
 from tandem.messages import AdvanceRequest, CadenceRequest, EndRequest, PauseRequest
 from tandem.models import Role
@@ -131,11 +142,17 @@ def answer(
         typer.Option("--date", help="With met: the day of the meeting.", formats=["%Y-%m-%d"]),
     ] = None,
     weeks: Annotated[int | None, typer.Option(help="With snooze: weeks to wait.")] = None,
+    rating: Annotated[
+        int | None,
+        typer.Option(min=1, max=5, help="With met: an anonymous 1-5 rating (aggregate only)."),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Record an answer the programme office took by phone (same rules as a reply mail)."""
     if as_ is Role.COORDINATOR:
         fail("--as must be mentor or mentee")
+    if rating is not None and intent is not Intent.MET:
+        fail("--rating goes with met only")
     given = Answer(
         role=as_,
         request_id=request_id(RequestKind.OFFICE, "phone"),
@@ -147,4 +164,17 @@ def answer(
         answer_id=f"office-{uuid.uuid4()}",
     )
     result = run(call_update(mentee_id, lambda h: h.execute_update(TandemWorkflow.answer, given)))
+    if rating is not None:
+        run(_rate(mentee_id, given.answer_id, rating))
     _report(result, as_json)
+
+
+async def _rate(mentee_id: str, answer_id: str, rating: int) -> None:
+    """The rating goes straight into the programme's aggregate, never into the tandem."""
+    conn = await asyncpg.connect(database_url())
+    try:
+        mentee = await get_mentee(conn, mentee_id)
+        if mentee is not None:
+            await record_rating(conn, mentee.program, answer_id, rating)
+    finally:
+        await conn.close()

@@ -199,7 +199,12 @@ async def test_operator_commands_change_a_running_tandem_or_refuse_in_one_line(
         )
         await tandem("cadence", s1, "--every", "30")
         assert (await state())["cadence_days"] == 30
-        await tandem("answer", s1, "met", "--as", "mentee", "--date", "2026-11-02")
+        await tandem("answer", s1, "met", "--as", "mentee", "--date", "2026-11-02", "--rating", "4")
+        async with db.acquire() as conn:
+            aggregate = await conn.fetchrow(
+                "SELECT count, total FROM program_ratings WHERE program = 'stipendium-hausarzt'"
+            )
+        assert dict(aggregate) == {"count": 1, "total": 4}
         assert str((await state())["last_contact_at"]).startswith("2026-11-02")
         _, out, _ = await tandem("pause", s1, "--until", "2099-01-31")
         assert out.strip() == "paused"
