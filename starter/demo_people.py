@@ -9,7 +9,6 @@ request from the reply token of each mail the local sink received.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 from email.message import EmailMessage
 from email.utils import parseaddr
@@ -54,8 +53,12 @@ class DemoPeople:
                 for key, mail in await asyncio.to_thread(read_all, self._maildir):
                     if key not in self._done:
                         self._done.add(key)
-                        with contextlib.suppress(RPCError, WorkflowUpdateFailedError):
+                        try:
                             await self._answer(conn, mail)
+                        except (RPCError, WorkflowUpdateFailedError):
+                            pass  # the tandem moved on meanwhile: nothing to answer
+                        except Exception as err:  # a demo helper must never stop the stack
+                            log.warning("demo_answer_failed", error=err.__class__.__name__)
                 await asyncio.sleep(every)
         finally:
             await conn.close()

@@ -427,3 +427,32 @@ async def test_cadence_and_operator_rematch(
     assert abs((nudges[1][1] - nudges[0][1]) - 30 * DAY) < DAY
     assert [who for who, _ in nudges] == [first, first, second]
     assert final.excluded_mentor_ids == [first]
+
+
+async def test_an_unanswered_phase_check_keeps_the_phase_and_the_check_ins(
+    ts_env: WorkflowEnvironment, db: asyncpg.Pool, sink: MailSink, settings: Settings
+) -> None:
+    """The phase's expected end passes without an answer: nothing changes by itself."""
+    s, m = uid("S"), uid("M")
+    after_check: list[str] = []
+
+    async def script(mail: MailRequest, t: Tandem) -> None:
+        if both_continue(mail):
+            await t.answer(mail.to, Intent.CONTINUE, mail.request_id)
+        elif mail.to is MENTEE and (after_check or mail.template == "phase_check"):
+            after_check.append(mail.template)
+            if after_check.count("nudge") == 3:
+                await end(t)
+
+    today = datetime.now().date()
+    final, _ = await run_tandem(
+        ts_env,
+        db,
+        settings,
+        script,
+        mentors=[mentor(m)],
+        mentee_id=s,
+        expected_phase_end=today + timedelta(days=200),
+    )
+    assert after_check == ["phase_check", "nudge", "nudge", "nudge", "tandem_ended"]
+    assert final.phase == "study" and final.phase_check_sent

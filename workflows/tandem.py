@@ -126,10 +126,12 @@ class TandemWorkflow:
                 due.append(asked + r.decision_escalation_after)
             return min((t for t in due if t is not None), default=None)
         if s.status is TandemStatus.ACTIVE:
-            due = [s.next_nudge_at, self._phase_end()]
-            if not s.phase_check_sent and self._next_phase() is not None:
-                end = self._phase_end()
-                due.append(end - r.phase_check_lead if end else None)
+            end = self._phase_end()
+            due = [s.next_nudge_at]
+            if self._next_phase() is None:
+                due.append(end)  # the tandem completes
+            elif end is not None and not s.phase_check_sent:
+                due.append(end - r.phase_check_lead)  # ask the mentee once
             return min((t for t in due if t is not None), default=None)
         if s.status is TandemStatus.PAUSED:
             return s.paused_until
