@@ -20,6 +20,7 @@ SELECT m.id, m.first_name, m.last_name, m.email, m.programs, m.region, m.special
        m.capacity - (SELECT count(*) FROM seats s WHERE s.mentor_id = m.id) AS free_seats
 FROM mentors m
 WHERE $1 = ANY (m.programs)
+  AND m.capacity > (SELECT count(*) FROM seats s WHERE s.mentor_id = m.id)
 """
 
 

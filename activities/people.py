@@ -141,6 +141,15 @@ async def get_mentee(conn: Conn, mentee_id: str) -> Mentee | None:
     return None if row is None else Mentee.model_validate(dict(row))
 
 
+async def get_mentees(conn: Conn, mentee_ids: Sequence[str]) -> dict[str, Mentee]:
+    """The mentees on file among ``mentee_ids``, by id, in one query."""
+    rows = await conn.fetch(
+        f"SELECT {', '.join(_MENTEE_COLUMNS)} FROM mentees WHERE id = ANY($1::text[])",
+        list(mentee_ids),
+    )
+    return {r["id"]: Mentee.model_validate(dict(r)) for r in rows}
+
+
 async def list_mentee_ids(conn: Conn, program: str | None = None) -> list[str]:
     """Every mentee id on file (of one programme if given), sorted."""
     rows = await conn.fetch(

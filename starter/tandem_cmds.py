@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 from typing import Annotated
@@ -14,7 +15,7 @@ from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.people import get_mentee, list_mentee_ids
+from activities.people import get_mentees, list_mentee_ids
 from starter.common import (
     CommandError,
     connect_temporal,
@@ -29,6 +30,9 @@ from tandem.programs import ProgramError, load_program
 from tandem.settings import Settings, get_settings
 from workflows import search_attributes as sa
 from workflows.tandem import TandemWorkflow, workflow_id
+
+#: Workflow starts in flight at once when enrolling many mentees.
+ENROL_CONCURRENCY = 32
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 
@@ -48,23 +52,26 @@ async def enroll_ids(
     Every id is checked first: if any is unknown, nothing is started.
     """
     settings = settings or get_settings()
+    wanted = list(dict.fromkeys(ids))
     conn = await asyncpg.connect(dsn)
     try:
-        mentees = {i: await get_mentee(conn, i) for i in dict.fromkeys(ids)}
+        mentees = await get_mentees(conn, wanted)
     finally:
         await conn.close()
-    unknown = [i for i, m in mentees.items() if m is None]
+    unknown = [i for i in wanted if i not in mentees]
     if unknown:
         raise CommandError(f"unknown mentee id(s): {', '.join(unknown)} (nothing enrolled)")
-    outcomes = []
-    for mentee in mentees.values():
-        assert mentee is not None
-        try:
-            await start_tandem(client, mentee, settings)
-            outcomes.append(EnrollOutcome(mentee.id, True, TandemStatus.MATCHING.value))
-        except WorkflowAlreadyStartedError:
-            outcomes.append(EnrollOutcome(mentee.id, False, await _status_of(client, mentee.id)))
-    return outcomes
+    limit = asyncio.Semaphore(ENROL_CONCURRENCY)
+
+    async def enrol(mentee: Mentee) -> EnrollOutcome:
+        async with limit:
+            try:
+                await start_tandem(client, mentee, settings)
+                return EnrollOutcome(mentee.id, True, TandemStatus.MATCHING.value)
+            except WorkflowAlreadyStartedError:
+                return EnrollOutcome(mentee.id, False, await _status_of(client, mentee.id))
+
+    return list(await asyncio.gather(*(enrol(mentees[i]) for i in wanted)))
 
 
 async def start_tandem(
