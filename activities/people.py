@@ -15,6 +15,7 @@ from typing import TypeAlias
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
+from tandem.csv_import import MENTEE_COLUMNS, MENTOR_COLUMNS
 from tandem.models import Mentee, Mentor
 from tandem.programs import Program
 
@@ -25,30 +26,6 @@ Conn: TypeAlias = "asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyn
 ProgressHook = Callable[[int], None]
 
 _BATCH = 500
-
-_MENTOR_COLUMNS = (
-    "id",
-    "first_name",
-    "last_name",
-    "email",
-    "programs",
-    "region",
-    "specialty",
-    "capacity",
-    "language",
-)
-_MENTEE_COLUMNS = (
-    "id",
-    "first_name",
-    "last_name",
-    "email",
-    "program",
-    "phase",
-    "region",
-    "specialty",
-    "expected_phase_end",
-    "language",
-)
 
 
 @dataclass(frozen=True)
@@ -83,22 +60,22 @@ def _upsert_sql(table: str, columns: Sequence[str]) -> str:
     )
 
 
-_UPSERT_MENTOR = _upsert_sql("mentors", _MENTOR_COLUMNS)
-_UPSERT_MENTEE = _upsert_sql("mentees", _MENTEE_COLUMNS)
+_UPSERT_MENTOR = _upsert_sql("mentors", MENTOR_COLUMNS)
+_UPSERT_MENTEE = _upsert_sql("mentees", MENTEE_COLUMNS)
 
 
 async def apply_mentors(
     conn: Conn, rows: Sequence[Mentor], *, on_progress: ProgressHook | None = None
 ) -> ImportCounts:
     """Upsert every mentor in one transaction: all of the file or nothing."""
-    return await _apply(conn, _UPSERT_MENTOR, _MENTOR_COLUMNS, rows, on_progress)
+    return await _apply(conn, _UPSERT_MENTOR, MENTOR_COLUMNS, rows, on_progress)
 
 
 async def apply_mentees(
     conn: Conn, rows: Sequence[Mentee], *, on_progress: ProgressHook | None = None
 ) -> ImportCounts:
     """Upsert every mentee in one transaction: all of the file or nothing."""
-    return await _apply(conn, _UPSERT_MENTEE, _MENTEE_COLUMNS, rows, on_progress)
+    return await _apply(conn, _UPSERT_MENTEE, MENTEE_COLUMNS, rows, on_progress)
 
 
 def _db_value(value: object) -> object:
@@ -129,14 +106,14 @@ async def _apply(
 
 async def get_mentor(conn: Conn, mentor_id: str) -> Mentor | None:
     row = await conn.fetchrow(
-        f"SELECT {', '.join(_MENTOR_COLUMNS)} FROM mentors WHERE id = $1", mentor_id
+        f"SELECT {', '.join(MENTOR_COLUMNS)} FROM mentors WHERE id = $1", mentor_id
     )
     return None if row is None else Mentor.model_validate(dict(row))
 
 
 async def get_mentee(conn: Conn, mentee_id: str) -> Mentee | None:
     row = await conn.fetchrow(
-        f"SELECT {', '.join(_MENTEE_COLUMNS)} FROM mentees WHERE id = $1", mentee_id
+        f"SELECT {', '.join(MENTEE_COLUMNS)} FROM mentees WHERE id = $1", mentee_id
     )
     return None if row is None else Mentee.model_validate(dict(row))
 
@@ -144,7 +121,7 @@ async def get_mentee(conn: Conn, mentee_id: str) -> Mentee | None:
 async def get_mentees(conn: Conn, mentee_ids: Sequence[str]) -> dict[str, Mentee]:
     """The mentees on file among ``mentee_ids``, by id, in one query."""
     rows = await conn.fetch(
-        f"SELECT {', '.join(_MENTEE_COLUMNS)} FROM mentees WHERE id = ANY($1::text[])",
+        f"SELECT {', '.join(MENTEE_COLUMNS)} FROM mentees WHERE id = ANY($1::text[])",
         list(mentee_ids),
     )
     return {r["id"]: Mentee.model_validate(dict(r)) for r in rows}
