@@ -20,6 +20,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.people import Conn, get_mentee, get_mentor
+from tandem.answers import RequestKind, request_id
 from tandem.mail import message_id, render, reply_address, reply_token, token_hash
 from tandem.messages import MailReceipt, MailRequest
 from tandem.models import Mentee, Mentor, Role
@@ -147,7 +148,7 @@ class MailActivities:
                     request.mentee_id,
                     request.to.value,
                     recipient.id,
-                    request.request_id or request.idempotency_key,
+                    request.request_id or request_id(RequestKind.INFO, request.idempotency_key),
                     program.reply_token_valid_for,
                 )
         row = await conn.fetchrow(

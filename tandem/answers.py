@@ -31,6 +31,7 @@ class RequestKind(StrEnum):
     NUDGE = "nudge"
     PHASE_CHECK = "phase_check"
     SHADOWING = "shadowing"
+    INFO = "info"  # a mail that asks nothing (confirmations, phase news): help/stop still work
     OFFICE = "office"  # answers the programme office records (`tandem answer`)
 
 
@@ -45,6 +46,7 @@ ALLOWED: dict[RequestKind, frozenset[Intent]] = {
     RequestKind.NUDGE: frozenset({Intent.MET, Intent.SNOOZE, Intent.SHADOWING, *_ALWAYS}),
     RequestKind.PHASE_CHECK: frozenset({Intent.PHASE_DONE, Intent.SNOOZE, *_ALWAYS}),
     RequestKind.SHADOWING: frozenset({Intent.CONTINUE, Intent.DECLINE, *_ALWAYS}),
+    RequestKind.INFO: frozenset({Intent.MET, *_ALWAYS}),
     RequestKind.OFFICE: frozenset(Intent),
 }
 
@@ -52,6 +54,10 @@ ALLOWED: dict[RequestKind, frozenset[Intent]] = {
 def request_id(kind: RequestKind, number: int | str) -> str:
     """Request ids read ``<kind>:<n>``, e.g. ``nudge:7``; unique within one tandem."""
     return f"{kind.value}:{number}"
+
+
+#: Requests any answer may name without being "open" in the tandem (no one closes them).
+STANDING = frozenset({RequestKind.INFO, RequestKind.OFFICE})
 
 
 def request_kind(request_id: str) -> RequestKind:

@@ -14,7 +14,7 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from starter.mailsink import MailSink
-from tandem.answers import Intent
+from tandem.answers import Intent, RequestKind, request_id
 from tandem.messages import AdvanceRequest, CadenceRequest, EndRequest, MailRequest, PauseRequest
 from tandem.models import Role, TandemStatus
 from tandem.settings import Settings
@@ -456,3 +456,22 @@ async def test_an_unanswered_phase_check_keeps_the_phase_and_the_check_ins(
     )
     assert after_check == ["phase_check", "nudge", "nudge", "nudge", "tandem_ended"]
     assert final.phase == "study" and final.phase_check_sent
+
+
+async def test_help_and_stop_work_as_replies_to_a_mail_that_asks_nothing(
+    ts_env: WorkflowEnvironment, db: asyncpg.Pool, settings: Settings
+) -> None:
+    s, m = uid("S"), uid("M")
+
+    async def script(mail: MailRequest, t: Tandem) -> None:
+        if both_continue(mail):
+            await t.answer(mail.to, Intent.CONTINUE, mail.request_id)
+        elif mail.template == "tandem_confirmed" and mail.to is MENTEE:
+            info = request_id(RequestKind.INFO, mail.idempotency_key)
+            await t.answer(MENTEE, Intent.SNOOZE, info)  # asks nothing: only met/help/stop
+            await t.answer(MENTEE, Intent.STOP, info)
+
+    final, tandem = await run_tandem(ts_env, db, settings, script, mentors=[mentor(m)], mentee_id=s)
+    assert final.status is TandemStatus.ENDED
+    assert tandem.refusals == ["'snooze' is not an answer to this request"]
+    assert (await events(db, s))[-1] == "stopped_by_mentee"

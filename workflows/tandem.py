@@ -23,6 +23,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.matching import MatchingActivities
     from tandem.answers import (
         ALLOWED,
+        STANDING,
         Answer,
         AnswerResult,
         Intent,
@@ -450,7 +451,7 @@ class TandemWorkflow:
         self._check_intent(kind, answer)
         if self._repeats_decision(kind, answer):
             return  # the same decision again, in another mail: accepted, changes nothing
-        if answer.request_id != request_id(RequestKind.OFFICE, "phone"):
+        if self._answer_kind(answer) not in STANDING:
             roles = s.open_requests.get(answer.request_id)
             if roles is None or answer.role.value not in roles:
                 raise refuse("this request is closed")
