@@ -241,7 +241,8 @@ def list_tandems(
 
 def visibility_query(status: TandemStatus | None, phase: str | None, program: str | None) -> str:
     """A visibility query; values are quoted so an odd phase name cannot change its meaning."""
-    parts = [f"WorkflowType = '{TandemWorkflow.__name__}'"]
+    # A tandem continues as new at each phase change: list only its latest run.
+    parts = [f"WorkflowType = '{TandemWorkflow.__name__}'", "ExecutionStatus != 'ContinuedAsNew'"]
     for key, value in (
         ("TandemStatus", status),
         ("TandemPhase", phase),

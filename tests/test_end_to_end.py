@@ -219,6 +219,14 @@ async def test_operator_commands_change_a_running_tandem_or_refuse_in_one_line(
         await tandem("advance", s1, "--to", "residency")
         after = await eventually(state, lambda s: s["phase"] == "residency")
         assert after["status"] == "active" and after["cadence_days"] == 91
+
+        async def listed() -> list[dict[str, str]]:
+            _, out, _ = await tandem("list", "--json")
+            return [r for r in json.loads(out) if r["mentee_id"] == s1]
+
+        # The phase change continued the workflow as new: still one row, the latest run.
+        [row] = await eventually(listed, lambda r: [x["phase"] for x in r] == ["residency"])
+        assert row["status"] == "active"
         assert await refused("end", s1, "--reason", "Moved to Dr. Someone") == (
             "error: --reason must be a short code of a-z, 0-9, _ or - (no names or prose)"
         )
