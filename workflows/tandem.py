@@ -451,7 +451,7 @@ class TandemWorkflow:
         self._check_intent(kind, answer)
         if self._repeats_decision(kind, answer):
             return  # the same decision again, in another mail: accepted, changes nothing
-        if self._answer_kind(answer) not in STANDING:
+        if request_kind(answer.request_id) not in STANDING:  # the request the answer names
             roles = s.open_requests.get(answer.request_id)
             if roles is None or answer.role.value not in roles:
                 raise refuse("this request is closed")
