@@ -21,7 +21,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.people import Conn, get_mentee, get_mentor
 from tandem.answers import RequestKind, request_id
-from tandem.mail import message_id, render, reply_address, reply_token, token_hash
+from tandem.mail import message_id, render, reply_token, token_hash
 from tandem.messages import MailReceipt, MailRequest
 from tandem.models import Mentee, Mentor, Role
 from tandem.programs import Program, phase_label
@@ -112,7 +112,7 @@ class MailActivities:
         mail = render(request.template, language, context)
         secret = self._settings.reply_token_secret.get_secret_value().encode()
         token = reply_token(secret, request.idempotency_key)
-        reply_to = reply_address(token, self._settings.reply_domain) if recipient else None
+        reply_to = self._settings.reply_address(token) if recipient else None
         async with conn.transaction():
             await conn.execute(
                 """

@@ -8,7 +8,15 @@ import sys
 
 import typer
 
-from starter import dev_cmd, import_cmd, mail_cmd, operate_cmds, tandem_cmds, worker_cmd
+from starter import (
+    dev_cmd,
+    gateway_cmd,
+    import_cmd,
+    mail_cmd,
+    operate_cmds,
+    tandem_cmds,
+    worker_cmd,
+)
 from starter.common import err_console
 
 app = typer.Typer(
@@ -20,6 +28,7 @@ app = typer.Typer(
 
 app.command("dev")(dev_cmd.dev)
 app.command("worker")(worker_cmd.worker)
+app.command("gateway")(gateway_cmd.gateway)
 app.add_typer(import_cmd.app, name="import")
 app.command("enroll")(tandem_cmds.enroll)
 app.command("status")(tandem_cmds.status)

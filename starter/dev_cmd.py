@@ -1,6 +1,7 @@
 """``tandem dev``: the whole stack on one machine, started in order, stopped in reverse.
 
-PostgreSQL -> schema and programmes -> Temporal dev server -> mail sink -> worker -> demo.
+PostgreSQL -> schema and programmes -> Temporal dev server -> mail sink -> worker -> reply
+gateway -> demo.
 Everything started is registered on one exit stack, so whatever happens (Ctrl-C, SIGTERM, a
 part dying, a failed start) the parts already running are stopped, newest first.
 """
@@ -28,9 +29,11 @@ from temporalio.client import Client
 
 from activities.db import migrate
 from activities.people import upsert_programs
+from replies.service import ReplyGateway
 from starter import devstack
 from starter.common import CommandError, console, dsn_file, err_console, fail
 from starter.devstack import DevStackError, TemporalDevServer
+from starter.gateway_cmd import start_gateway
 from starter.import_cmd import import_file, validate
 from starter.mailsink import MailSink
 from starter.tandem_cmds import enroll_ids, wake_waiting_tandems
@@ -80,6 +83,7 @@ class Running:
     temporal: TemporalDevServer
     sink: MailSink
     worker: asyncio.Task[None]
+    gateway: ReplyGateway
     demo: tuple[int, int] | None = None  # (demo mentees enrolled, of which started now)
 
 
@@ -137,7 +141,11 @@ async def _start(stack: AsyncExitStack, settings: Settings, *, demo: bool) -> Ru
         client = await temporal.start()
         sink = await _start_sink(stack, settings)
         worker = _start_worker(stack, settings, dsn, client, temporal)
-        running = Running(dsn=dsn, client=client, temporal=temporal, sink=sink, worker=worker)
+        gateway = await start_gateway(stack, settings, dsn, client=client)
+        log.info("gateway_ready", port=gateway.port)
+        running = Running(
+            dsn=dsn, client=client, temporal=temporal, sink=sink, worker=worker, gateway=gateway
+        )
         if demo:
             running.demo = await load_demo(settings, dsn, client, programs)
             _start_demo_people(stack, settings, dsn, client)
@@ -275,6 +283,8 @@ async def _supervise(running: Running, stop: asyncio.Event) -> int:
     asked = asyncio.create_task(stop.wait())
     temporal_exit = asyncio.create_task(running.temporal.wait())
     watched: set[asyncio.Future[Any]] = {asked, temporal_exit, running.worker}
+    if running.gateway.task is not None:
+        watched.add(running.gateway.task)
     await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
     asked.cancel()
     temporal_exit.cancel()
@@ -288,6 +298,12 @@ async def _supervise(running: Running, stop: asyncio.Event) -> int:
             highlight=False,
             soft_wrap=True,
         )
+        return 1
+    inbox = running.gateway.task
+    if inbox is not None and inbox.done() and not running.worker.done():
+        crash = None if inbox.cancelled() else inbox.exception()
+        what = f"{crash.__class__.__name__}: {crash}" if crash else "it returned"
+        err_console.print(f"error: the reply inbox stopped: {what}", highlight=False)
         return 1
     if running.worker.cancelled():  # temporalio cancels it on a fatal worker error
         reason = "it failed (see the worker's error above)"
@@ -324,6 +340,11 @@ def _print_ready(settings: Settings, running: Running) -> None:
         "Mail", f"kept in {_shown(settings.mail_dir)} (port {running.sink.port}): tandem mail list"
     )
     grid.add_row("Worker", f"running on task queue {settings.task_queue}")
+    grid.add_row(
+        "Replies",
+        f"SMTP gateway on {settings.gateway_host}:{running.gateway.port}:"
+        " tandem mail reply ID TEXT",
+    )
     if running.demo is not None:
         enrolled, started = running.demo
         grid.add_row("Demo", f"{enrolled} demo mentees enrolled ({started} new): tandem list")

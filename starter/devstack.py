@@ -122,6 +122,9 @@ def planned_ports(settings: Settings) -> list[PortUse]:
         PortUse(host, port, "Temporal", "TANDEM_TEMPORAL_ADDRESS"),
         PortUse(host, settings.temporal_ui_port, "Temporal UI", "TANDEM_TEMPORAL_UI_PORT"),
         PortUse(settings.smtp_host, settings.smtp_port, "mail sink", "TANDEM_SMTP_PORT"),
+        PortUse(
+            settings.gateway_host, settings.gateway_port, "reply gateway", "TANDEM_GATEWAY_PORT"
+        ),
     ]
 
 

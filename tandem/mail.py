@@ -9,6 +9,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
+from email.utils import parseaddr
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -41,6 +43,65 @@ def token_hash(token: str) -> bytes:
 
 def reply_address(token: str, domain: str) -> str:
     return f"reply+{token}@{domain}"
+
+
+#: A reply token as ``reply_token`` makes it: 26 base32 characters (128 bits).
+TOKEN_PATTERN = re.compile(r"[a-z2-7]{26}")
+_REPLY_LOCAL = "reply"
+_MESSAGE_ID = re.compile(r"<?\s*[0-9a-f]{20}\.([A-Za-z2-7]{26})@([^>\s]+)\s*>?")
+
+
+def build_reply_address(
+    token: str, style: str, *, reply_domain: str, office_address: str = ""
+) -> str:
+    """The reply address holding ``token``.
+
+    ``domain`` style: ``reply+TOKEN@<reply_domain>``; ``plus`` style: plus-addressing of the
+    office mailbox, ``<local>+TOKEN@<domain>`` of ``office_address``.
+    """
+    if style == "domain":
+        return reply_address(token, reply_domain)
+    if style == "plus":
+        local, sep, domain = office_address.rpartition("@")
+        if not sep or not local or not domain:
+            raise ValueError("the plus style needs an office address like office@example.org")
+        return f"{local}+{token}@{domain}"
+    raise ValueError(f"unknown reply address style {style!r}")
+
+
+def token_from_address(address: str, *, reply_domain: str, office_address: str = "") -> str | None:
+    """The reply token in ``address`` (either style, so mail sent before a change of style
+    still finds its request), or ``None``. Accepts ``Name <addr>`` too; case-insensitive."""
+    addr = parseaddr(address)[1] if "<" in address else address.strip()
+    local, sep, domain = addr.rpartition("@")
+    if not sep:
+        return None
+    base, plus, tag = local.partition("+")
+    if not plus:
+        return None
+    token = tag.lower()
+    if not TOKEN_PATTERN.fullmatch(token):
+        return None
+    domain = domain.lower()
+    if base.lower() == _REPLY_LOCAL and domain == reply_domain.lower():
+        return token
+    office_local, _, office_domain = office_address.rpartition("@")
+    if office_local and base.lower() == office_local.lower() and domain == office_domain.lower():
+        return token
+    return None
+
+
+def token_from_message_id(value: str, mail_domain: str) -> str | None:
+    """The reply token in one of our request Message-IDs (``<digest.TOKEN@mail_domain>``)."""
+    match = _MESSAGE_ID.fullmatch(value.strip())
+    if match is None or match.group(2).lower() != mail_domain.lower():
+        return None
+    return match.group(1).lower()
+
+
+def message_ids(value: str) -> list[str]:
+    """The ``<...>`` ids of an ``In-Reply-To``/``References`` value, in order."""
+    return re.findall(r"<[^<>\s]{1,250}>", value)
 
 
 @lru_cache

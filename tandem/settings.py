@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from email.utils import parseaddr
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from tandem.mail import build_reply_address
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -39,9 +43,44 @@ class Settings(BaseSettings):
     reply_domain: str = "reply.tandem.invalid"
     reply_token_secret: SecretStr = SecretStr("dev-only-secret-change-me")
     reply_token_days: int = 60
+    #: ``domain``: replies go to ``reply+TOKEN@<reply_domain>`` (a domain routed to the
+    #: gateway); ``plus``: to ``<office>+TOKEN@<office domain>`` (plus-addressing of an office
+    #: mailbox, read over IMAP or forwarded to the gateway).
+    reply_address_style: Literal["domain", "plus"] = "domain"
+    #: The office mailbox for the ``plus`` style; empty: the address in ``mail_from``.
+    reply_office_address: str = ""
+
+    #: The reply gateway (``tandem gateway``; part of ``tandem dev``): SMTP, or LMTP behind
+    #: Postfix.
+    gateway_host: str = "127.0.0.1"
+    gateway_port: int = 8026
+    gateway_lmtp: bool = False
+    gateway_hostname: str = "tandem-gateway"
+    gateway_max_message_bytes: int = 10_000_000
+    #: How long the durable inbox keeps retrying an answer no worker took yet.
+    gateway_retry_days: float = 7.0
+    #: Seconds one ``answer`` update may take before the inbox tries again later.
+    gateway_answer_timeout: float = 30.0
+    #: When set, mail whose ``Authentication-Results`` from this server says ``dmarc=fail``
+    #: is refused (the MTA in front of the gateway checked SPF/DKIM/DMARC).
+    gateway_trusted_authserv_id: str | None = None
 
     log_format: str = "console"
     log_level: str = "info"
+
+    @property
+    def office_address(self) -> str:
+        """The office mailbox plus-addressing uses: explicit, else ``mail_from``'s address."""
+        return self.reply_office_address or parseaddr(self.mail_from)[1]
+
+    def reply_address(self, token: str) -> str:
+        """The ``Reply-To`` of a mail whose reply token is ``token``, in the configured style."""
+        return build_reply_address(
+            token,
+            self.reply_address_style,
+            reply_domain=self.reply_domain,
+            office_address=self.office_address,
+        )
 
     @property
     def mail_dir(self) -> Path:

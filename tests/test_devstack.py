@@ -50,6 +50,7 @@ def dev_settings(home: Path, **kw: object) -> Settings:
         "temporal_address": f"127.0.0.1:{free_port()}",
         "temporal_ui_port": free_port(),
         "smtp_port": free_port(),
+        "gateway_port": free_port(),
     }
     values.update(kw)
     return Settings(**values)  # type: ignore[arg-type]
@@ -84,6 +85,8 @@ def test_ui_and_mail_ports_name_their_settings(tmp_path: Path, listening: int) -
         check_ports(dev_settings(tmp_path, temporal_ui_port=listening))
     with pytest.raises(DevStackError, match=r"\(mail sink\) is in use.*TANDEM_SMTP_PORT"):
         check_ports(dev_settings(tmp_path, smtp_port=listening))
+    with pytest.raises(DevStackError, match=r"\(reply gateway\) is in use.*TANDEM_GATEWAY_PORT"):
+        check_ports(dev_settings(tmp_path, gateway_port=listening))
 
 
 def test_second_instance_is_refused(tmp_path: Path) -> None:
@@ -109,6 +112,7 @@ def _tandem_dev(home: Path, **env: str) -> subprocess.CompletedProcess[str]:
             "TANDEM_TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}",
             "TANDEM_TEMPORAL_UI_PORT": str(free_port()),
             "TANDEM_SMTP_PORT": str(free_port()),
+            "TANDEM_GATEWAY_PORT": str(free_port()),
             **env,
         },
         capture_output=True,
@@ -236,6 +240,8 @@ async def test_stack_stops_cleanly_when_asked_and_exits_1_when_temporal_dies(
     assert code == 0
     assert running.temporal.returncode is not None and running.worker.done()
     assert not devstack.port_in_use("127.0.0.1", running.sink.port)
+    assert not devstack.port_in_use("127.0.0.1", running.gateway.port)
+    assert running.gateway.port == settings.gateway_port
     assert not (settings.home / "postgres.dsn").exists()  # DATABASE_URL given: never written
 
     def kill_temporal(running: Running, _stop: asyncio.Event) -> None:

@@ -1,0 +1,50 @@
+"""The data on file the pipeline reads: reply tokens and the people they were made for."""
+
+from __future__ import annotations
+
+import asyncpg
+
+from replies.pipeline import Person, TokenRecord
+from tandem.models import Language, Role
+
+_TABLES = {Role.MENTOR: "mentors", Role.MENTEE: "mentees"}
+
+
+class PgDirectory:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def token(self, token_hash: bytes) -> TokenRecord | None:
+        row = await self._pool.fetchrow(
+            "SELECT mentee_id, role, person_id, request_id, expires_at, revoked_at"
+            " FROM reply_tokens WHERE token_hash = $1",
+            token_hash,
+        )
+        if row is None or row["role"] not in (Role.MENTOR.value, Role.MENTEE.value):
+            return None
+        return TokenRecord(
+            mentee_id=row["mentee_id"],
+            role=Role(row["role"]),
+            person_id=row["person_id"],
+            request_id=row["request_id"],
+            expires_at=row["expires_at"],
+            revoked_at=row["revoked_at"],
+        )
+
+    async def person(self, role: Role, person_id: str) -> Person | None:
+        table = _TABLES.get(role)
+        if table is None:
+            return None
+        row = await self._pool.fetchrow(
+            f"SELECT email, first_name, last_name, language FROM {table} WHERE id = $1",
+            person_id,
+        )
+        if row is None:
+            return None
+        language = row["language"] if row["language"] in ("de", "en") else "de"
+        return Person(
+            email=row["email"],
+            first_name=row["first_name"],
+            last_name=row["last_name"],
+            language=Language(language),
+        )

@@ -1,0 +1,102 @@
+"""The gateway put together: SMTP/LMTP server + durable inbox loop + pipeline, from settings.
+
+``tandem gateway`` runs it alone; ``tandem dev`` runs it beside the worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import timedelta
+from email.utils import parseaddr
+
+import asyncpg
+import structlog
+
+from replies.directory import PgDirectory
+from replies.inbox import Inbox, RetryPolicy
+from replies.notify import MailNotifier, Sender
+from replies.pipeline import Answerer, Limits, Pipeline, PipelineConfig, own_addresses
+from replies.smtp_gateway import SmtpGateway
+from tandem.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+
+def pipeline_config(settings: Settings) -> PipelineConfig:
+    return PipelineConfig(
+        mail_domain=settings.mail_domain,
+        reply_domain=settings.reply_domain,
+        office_address=settings.office_address,
+        own_addresses=own_addresses([parseaddr(settings.mail_from)[1], settings.office_address]),
+        own_domains=frozenset({settings.reply_domain.lower()}),
+        trusted_authserv_id=settings.gateway_trusted_authserv_id,
+        limits=Limits(max_bytes=settings.gateway_max_message_bytes),
+    )
+
+
+class ReplyGateway:
+    """Everything inbound, started and stopped as one part."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        pool: asyncpg.Pool,
+        answerer: Answerer,
+        sender: Sender,
+        *,
+        policy: RetryPolicy | None = None,
+        port: int | None = None,
+    ) -> None:
+        directory = PgDirectory(pool)
+        self.pipeline = Pipeline(
+            pipeline_config(settings), directory, answerer, MailNotifier(pool, settings, sender)
+        )
+        self.inbox = Inbox(
+            pool,
+            self.pipeline,
+            policy=policy or RetryPolicy(give_up_after=timedelta(days=settings.gateway_retry_days)),
+        )
+        self.smtp = SmtpGateway(
+            self.inbox,
+            directory,
+            reply_domain=settings.reply_domain,
+            office_address=settings.office_address,
+            host=settings.gateway_host,
+            port=settings.gateway_port if port is None else port,
+            lmtp=settings.gateway_lmtp,
+            max_message_bytes=settings.gateway_max_message_bytes,
+            hostname=settings.gateway_hostname,
+        )
+        self._stop = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+
+    @property
+    def port(self) -> int:
+        return self.smtp.port
+
+    async def start(self) -> None:
+        """Listen, and start deciding (mail left from an earlier run included)."""
+        await self.smtp.start()
+        self._stop.clear()
+        self.task = asyncio.create_task(self.inbox.run(self._stop), name="reply-inbox")
+
+    async def stop(self, grace: float = 10.0) -> None:
+        """Stop listening first, then let the inbox finish what it is deciding."""
+        await self.smtp.stop()
+        self._stop.set()
+        if self.task is None:
+            return
+        done, _ = await asyncio.wait({self.task}, timeout=grace)
+        if not done:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self.task
+        self.task = None
+
+    async def __aenter__(self) -> ReplyGateway:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()

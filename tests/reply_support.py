@@ -1,0 +1,189 @@
+"""Helpers for the reply gateway tests: people and tokens on file, reply mails as clients
+write them, and fakes for the workflow side."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from email.utils import format_datetime
+
+import asyncpg
+
+from replies.pipeline import AnswerRefused
+from tandem.answers import Answer, AnswerResult, RequestKind, request_id
+from tandem.mail import message_id, reply_token, token_hash
+from tandem.models import Language, Role, TandemStatus
+from tandem.settings import Settings
+from tests.support import mentee, mentor, put_people
+
+QUOTE_DE = (
+    "-- Bitte oberhalb dieser Zeile antworten --\n\nGuten Tag,\n\nhatten Sie Kontakt?\n\n"
+    "Antworten Sie einfach mit:\n  ja             \u2013 ich möchte das Tandem fortsetzen\n"
+    "  nein           \u2013 ich möchte dieses Tandem nicht fortsetzen\n  Stop\n"
+)
+QUOTE_EN = (
+    "-- Please reply above this line --\n\nDear Lea,\n\nhave you been in touch?\n\n"
+    "Simply reply with:\n  yes\n  no\n  stop\n"
+)
+
+
+@dataclass
+class Tandem:
+    """A mentor and a mentee on file, with helpers to mint their reply tokens."""
+
+    mentee_id: str
+    mentor_id: str
+    mentee_email: str
+    mentor_email: str
+
+    def email(self, role: Role) -> str:
+        return self.mentee_email if role is Role.MENTEE else self.mentor_email
+
+    def person_id(self, role: Role) -> str:
+        return self.mentee_id if role is Role.MENTEE else self.mentor_id
+
+
+async def put_tandem(
+    pool: asyncpg.Pool, prefix: str | None = None, *, language: Language = Language.DE
+) -> Tandem:
+    p = prefix or f"r{uuid.uuid4().hex[:6]}"
+    m, s = mentor(f"{p}-M", language=language), mentee(f"{p}-S", language=language)
+    await put_people(pool, [m], [s])
+    return Tandem(s.id, m.id, str(s.email), str(m.email))
+
+
+async def mint_token(
+    pool: asyncpg.Pool,
+    settings: Settings,
+    tandem: Tandem,
+    role: Role,
+    kind: RequestKind = RequestKind.NUDGE,
+    *,
+    number: int | str = 1,
+    expires_in: timedelta = timedelta(days=60),
+    revoked: bool = False,
+    request: str | None = None,
+) -> str:
+    """A reply token as activities/mail.py writes it; returns the token."""
+    rid = request or request_id(kind, number)
+    key = f"{tandem.mentee_id}/{rid}/{role.value}/{uuid.uuid4().hex[:6]}"
+    token = reply_token(settings.reply_token_secret.get_secret_value().encode(), key)
+    await pool.execute(
+        "INSERT INTO reply_tokens (token_hash, mentee_id, role, person_id, request_id,"
+        " expires_at, revoked_at) VALUES ($1, $2, $3, $4, $5, now() + $6::interval,"
+        " CASE WHEN $7 THEN now() - interval '1 minute' END)",
+        token_hash(token),
+        tandem.mentee_id,
+        role.value,
+        tandem.person_id(role),
+        rid,
+        expires_in,
+        revoked,
+    )
+    return token
+
+
+def reply_mail(
+    settings: Settings,
+    token: str,
+    *,
+    sender: str,
+    text: str,
+    quote: str = QUOTE_DE,
+    language: str = "de",
+    signature: str | None = None,
+    subject: str = "AW: Kurze Nachfrage zu Ihrem Mentoring-Tandem",
+    html: bool = False,
+    to: str | None = None,
+    headers: dict[str, str] | None = None,
+    mid: str | None = None,
+) -> EmailMessage:
+    """A reply as a mail client writes it: text on top, signature, then the quoted original."""
+    original_id = message_id(f"orig/{token}", settings.mail_domain, token)
+    sent = datetime(2026, 5, 1, 10, 0, tzinfo=UTC)
+    if language == "de":
+        attribution = "Am 01.05.2026 um 10:00 schrieb Tandem Mentoring <mentoring@tandem.invalid>:"
+        sig = signature if signature is not None else "Viele Grüße\nJonas Beispiel"
+    else:
+        attribution = (
+            "On Fri, 1 May 2026 at 10:00, Tandem Mentoring <mentoring@tandem.invalid> wrote:"
+        )
+        sig = signature if signature is not None else "Best regards,\nLea"
+    quoted = "\n".join(f"> {line}" if line else ">" for line in quote.splitlines())
+    body = f"{text}\n\n{sig}\n\n{attribution}\n{quoted}\n"
+    msg = EmailMessage()
+    msg["From"] = sender
+    msg["To"] = to or settings.reply_address(token)
+    msg["Subject"] = subject
+    msg["Date"] = format_datetime(sent + timedelta(days=2))
+    msg["Message-ID"] = mid or f"<{uuid.uuid4().hex}@client.example.org>"
+    msg["In-Reply-To"] = original_id
+    msg["References"] = original_id
+    for name, value in (headers or {}).items():
+        msg[name] = value
+    if html:
+        paragraphs = "".join(f"<div>{line}</div>" for line in f"{text}\n\n{sig}".splitlines())
+        msg.set_content(
+            f'<html><body>{paragraphs}<br><div class="gmail_quote"><div>{attribution}</div>'
+            f'<blockquote class="gmail_quote">{quote.replace(chr(10), "<br>")}</blockquote>'
+            "</div></body></html>",
+            subtype="html",
+        )
+    else:
+        msg.set_content(body)
+    return msg
+
+
+@dataclass
+class FakeAnswerer:
+    """Records every call; ``refuse``/``fail_times`` make it say no or fail transiently."""
+
+    calls: list[tuple[str, Answer, float]] = field(default_factory=list)
+    refuse: bool = False
+    fail_times: int = 0
+    status: TandemStatus = TandemStatus.ACTIVE
+    seen: set[str] = field(default_factory=set)
+    on_call: Callable[[str, Answer], None] | None = None
+
+    async def answer(self, mentee_id: str, answer: Answer) -> AnswerResult:
+        if self.fail_times > 0:
+            self.fail_times -= 1
+            raise ConnectionError("no worker yet")
+        if self.refuse:
+            raise AnswerRefused("this request is closed")
+        self.calls.append((mentee_id, answer, time.monotonic()))
+        if self.on_call is not None:
+            self.on_call(mentee_id, answer)
+        duplicate = answer.answer_id in self.seen
+        self.seen.add(answer.answer_id)
+        return AnswerResult(duplicate=duplicate, status=self.status)
+
+
+@dataclass
+class FakeSender:
+    sent: list[EmailMessage] = field(default_factory=list)
+
+    async def send(self, message: EmailMessage) -> None:
+        self.sent.append(message)
+
+
+async def verdicts(pool: asyncpg.Pool) -> list[asyncpg.Record]:
+    return await pool.fetch("SELECT * FROM reply_verdicts ORDER BY inbound_id")
+
+
+async def settle(pool: asyncpg.Pool, count: int, timeout: float = 20.0) -> list[asyncpg.Record]:
+    """Wait until ``count`` verdicts exist and the inbox is empty."""
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = await verdicts(pool)
+        pending = await pool.fetchval("SELECT count(*) FROM inbound_mail")
+        if len(rows) >= count and pending == 0:
+            return rows
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{len(rows)} verdicts, {pending} pending after {timeout}s")
+        await asyncio.sleep(0.05)
