@@ -59,8 +59,13 @@ async def test_a_reply_to_the_introduction_reaches_the_real_workflow(
             ]
 
         await eventually(lambda: _messages(sink), lambda mails: len(office_mail(mails)) >= 1)
-        confirmations = [m for m in sink.messages() if m["In-Reply-To"] == reply["Message-ID"]]
-        assert len(confirmations) == 1
+
+        def confirmations(mails: list) -> list:  # type: ignore[type-arg]
+            return [m for m in mails if m["In-Reply-To"] == reply["Message-ID"]]
+
+        # The confirmation goes out after the verdict: wait for it, then count.
+        await eventually(lambda: _messages(sink), lambda mails: len(confirmations(mails)) >= 1)
+        assert len(confirmations(sink.messages())) == 1
 
         await aiosmtplib.send(reply, hostname="127.0.0.1", port=gw.port)  # delivered twice
         rows = await settle(db, 2, timeout=60)
