@@ -107,7 +107,7 @@ class MailActivities:
             "program": program,
             "mentee_id": mentee.id,
             "phase_label": phase_label(program, request.phase, language),
-            "facts": request.facts,
+            "facts": _with_labels(request.facts, program, language),
         }
         mail = render(request.template, language, context)
         secret = self._settings.reply_token_secret.get_secret_value().encode()
@@ -169,6 +169,13 @@ class MailActivities:
             msg["Reply-To"] = row["reply_to"]
         msg.set_content(row["body"])
         return msg
+
+
+def _with_labels(facts: dict[str, str], program: Program, language: str) -> dict[str, str]:
+    """Phase names in facts also come as labels in the recipient's language."""
+    if facts.get("next_phase"):
+        return {**facts, "next_phase_label": phase_label(program, facts["next_phase"], language)}
+    return facts
 
 
 def _parties(

@@ -363,14 +363,12 @@ class TandemWorkflow:
         s.phase_check_sent = True
         check = request_id(RequestKind.PHASE_CHECK, s.phase)
         s.open_requests[check] = [Role.MENTEE.value]
-        nxt = self._next_phase() or ""
-        label = self._rules.phase(nxt).labels.get("de", nxt) if nxt else ""
         await self._mail(
             "phase_check",
             Role.MENTEE,
             f"p-{s.phase}-{s.event_seq}",
             request=check,
-            facts={"next_phase": nxt, "next_phase_label": label},
+            facts={"next_phase": self._next_phase() or ""},
         )
 
     async def _change_phase(self, phase: str, kind: str) -> None:
