@@ -1,4 +1,5 @@
-"""The gateway put together: SMTP/LMTP server + durable inbox loop + pipeline, from settings.
+"""The gateway put together: SMTP/LMTP server (+ IMAP poller when ``imap_host`` is set) +
+durable inbox loop + pipeline, from settings. Both transports feed the same inbox.
 
 ``tandem gateway`` runs it alone; ``tandem dev`` runs it beside the worker.
 """
@@ -14,6 +15,7 @@ import asyncpg
 import structlog
 
 from replies.directory import PgDirectory
+from replies.imap_poller import Backoff, ImapConfig, ImapPoller
 from replies.inbox import Inbox, RetryPolicy
 from replies.notify import MailNotifier, Sender
 from replies.pipeline import Answerer, Limits, Pipeline, PipelineConfig, own_addresses
@@ -47,6 +49,7 @@ class ReplyGateway:
         *,
         policy: RetryPolicy | None = None,
         port: int | None = None,
+        imap_backoff: Backoff | None = None,
     ) -> None:
         directory = PgDirectory(pool)
         self.pipeline = Pipeline(
@@ -68,8 +71,20 @@ class ReplyGateway:
             max_message_bytes=settings.gateway_max_message_bytes,
             hostname=settings.gateway_hostname,
         )
+        #: Reads the office mailbox when ``imap_host`` is set (``ValueError`` when its
+        #: settings are incomplete).
+        self.imap: ImapPoller | None = None
+        if settings.imap_host:
+            self.imap = ImapPoller(
+                ImapConfig.from_settings(settings),
+                pool,
+                self.inbox,
+                self.pipeline.config,
+                backoff=imap_backoff,
+            )
         self._stop = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
+        self.imap_task: asyncio.Task[None] | None = None
 
     @property
     def port(self) -> int:
@@ -80,19 +95,24 @@ class ReplyGateway:
         await self.smtp.start()
         self._stop.clear()
         self.task = asyncio.create_task(self.inbox.run(self._stop), name="reply-inbox")
+        if self.imap is not None:
+            self.imap_task = asyncio.create_task(self.imap.run(self._stop), name="reply-imap")
 
     async def stop(self, grace: float = 10.0) -> None:
-        """Stop listening first, then let the inbox finish what it is deciding."""
+        """Stop listening (and reading the mailbox) first, then let the inbox finish what it
+        is deciding."""
         await self.smtp.stop()
         self._stop.set()
-        if self.task is None:
+        tasks = {t for t in (self.imap_task, self.task) if t is not None}
+        if not tasks:
             return
-        done, _ = await asyncio.wait({self.task}, timeout=grace)
-        if not done:
-            self.task.cancel()
+        _, pending = await asyncio.wait(tasks, timeout=grace)
+        for task in pending:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self.task
+                await task
         self.task = None
+        self.imap_task = None
 
     async def __aenter__(self) -> ReplyGateway:
         await self.start()

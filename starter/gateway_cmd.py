@@ -60,6 +60,13 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
         console.print(
             f"reply gateway listening on {where} ({proto}); Ctrl-C to stop", highlight=False
         )
+        if gw.imap is not None:
+            cfg = gw.imap.config
+            console.print(
+                f"reading replies over IMAP from {cfg.host}:{cfg.port} folder {cfg.folder!r}"
+                f" (processed mail to {cfg.processed_folder!r})",
+                highlight=False,
+            )
         assert gw.task is not None
         asked = asyncio.create_task(stop.wait())
         await asyncio.wait({asked, gw.task}, return_when=asyncio.FIRST_COMPLETED)
@@ -85,9 +92,16 @@ async def start_gateway(
         raise CommandError(
             "the database lacks the reply tables: start `tandem dev` once to migrate"
         )
+    if settings.imap_host and not await pool.fetchval(
+        "SELECT to_regclass('imap_folders') IS NOT NULL"
+    ):
+        raise CommandError("the database lacks the IMAP tables: start `tandem dev` once to migrate")
     temporal = client or await connect_temporal(settings)
     answerer = TemporalAnswerer(temporal, timeout=settings.gateway_answer_timeout)
-    gw = ReplyGateway(settings, pool, answerer, SmtpSender(settings))
+    try:
+        gw = ReplyGateway(settings, pool, answerer, SmtpSender(settings))
+    except ValueError as err:  # incomplete IMAP settings
+        raise CommandError(str(err)) from None
     try:
         await gw.start()
     except OSError as err:

@@ -65,6 +65,30 @@ class Settings(BaseSettings):
     #: is refused (the MTA in front of the gateway checked SPF/DKIM/DMARC).
     gateway_trusted_authserv_id: str | None = None
 
+    #: The IMAP transport: when ``imap_host`` is set, ``tandem gateway`` (and ``tandem dev``)
+    #: also read replies from this mailbox folder, store them in the same durable inbox and
+    #: move them to ``imap_processed_folder``. Mail that is no reply to us is left alone.
+    imap_host: str | None = None
+    imap_port: int = 993
+    imap_username: str = ""
+    imap_password: SecretStr | None = None
+    #: XOAUTH2 (SASL, as Google and Microsoft 365 take it) instead of the password: a bearer
+    #: token, or a file holding one that is read again at every login (for a token another
+    #: process refreshes).
+    imap_xoauth2_token: SecretStr | None = None
+    imap_xoauth2_token_file: Path | None = None
+    #: Implicit TLS with certificate and host name verification; ``false`` (plain IMAP) only
+    #: for a server on loopback or another trusted network.
+    imap_ssl: bool = True
+    #: Trust this CA file (PEM) instead of the system's: an internal or self-signed server.
+    imap_ca_file: Path | None = None
+    imap_folder: str = "INBOX"
+    #: ``/`` separates levels (turned into the server's own separator).
+    imap_processed_folder: str = "Tandem/Processed"
+    #: Seconds between looks at the folder; with IDLE, new mail is taken at once anyway.
+    imap_poll_seconds: float = 30.0
+    imap_idle: bool = True
+
     log_format: str = "console"
     log_level: str = "info"
 

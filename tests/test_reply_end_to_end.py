@@ -61,7 +61,9 @@ async def test_a_reply_to_the_introduction_reaches_the_real_workflow(
         await eventually(lambda: _messages(sink), lambda mails: len(office_mail(mails)) >= 1)
 
         def confirmations(mails: list) -> list:  # type: ignore[type-arg]
-            return [m for m in mails if m["In-Reply-To"] == reply["Message-ID"]]
+            # A long In-Reply-To is folded on the way; compare the ids, not the whitespace.
+            wanted = str(reply["Message-ID"]).strip()
+            return [m for m in mails if str(m["In-Reply-To"] or "").strip() == wanted]
 
         # The confirmation goes out after the verdict: wait for it, then count.
         await eventually(lambda: _messages(sink), lambda mails: len(confirmations(mails)) >= 1)
