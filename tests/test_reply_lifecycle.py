@@ -1,13 +1,16 @@
 """Replies by real mail move a real tandem: every request type answered in German and in
-English, over SMTP to the running gateway, into the workflow on the time-skipping server.
+English, over SMTP to the running gateway and through a real IMAP mailbox, into the workflow
+on the time-skipping server.
 
 The people reply from inside the mail activity (see tests/support.Tandem), so each reply is
 decided before the test server's clock moves on."""
 
 from __future__ import annotations
 
+import contextlib
 from datetime import date, timedelta
 from email.message import EmailMessage
+from pathlib import Path
 
 import aiosmtplib
 import asyncpg
@@ -25,6 +28,7 @@ from tandem.models import Language, Role, TandemStatus
 from tandem.settings import Settings
 from tests.reply_support import settle
 from tests.support import Tandem, events, mentor, run_tandem, uid
+from tests.test_reply_imap import ImapTestServer, imap_server, imap_settings
 
 SAY = {
     "de": {
@@ -47,9 +51,28 @@ SAY = {
 SIGNATURE = "\n\n-- \nSent from my phone\n"
 
 
+@pytest.mark.parametrize("transport", ["smtp", "imap"])
 @pytest.mark.parametrize("mentee_language", ["de", "en"])
 async def test_every_request_answered_by_reply_mail(
     mentee_language: str,
+    transport: str,
+    ts_env: WorkflowEnvironment,
+    db: asyncpg.Pool,
+    sink: MailSink,
+    settings: Settings,
+    tmp_path: Path,
+) -> None:
+    async with contextlib.AsyncExitStack() as stack:
+        mailbox = None
+        if transport == "imap":  # replies arrive in the office mailbox instead
+            mailbox = stack.enter_context(imap_server())
+            settings = imap_settings(settings, mailbox, tmp_path)
+        await run_with_replies(mentee_language, mailbox, ts_env, db, sink, settings)
+
+
+async def run_with_replies(
+    mentee_language: str,
+    mailbox: ImapTestServer | None,
     ts_env: WorkflowEnvironment,
     db: asyncpg.Pool,
     sink: MailSink,
@@ -72,7 +95,10 @@ async def test_every_request_answered_by_reply_mail(
             language = mentee_language if mail.to is Role.MENTEE else mentor_language
             text = SAY[language][say] + SIGNATURE
             answer = compose_reply(original, text, language=language)
-            await aiosmtplib.send(answer, hostname="127.0.0.1", port=gateway.port)
+            if mailbox is None:
+                await aiosmtplib.send(answer, hostname="127.0.0.1", port=gateway.port)
+            else:
+                await mailbox.append(answer.as_bytes())
             replies += 1
             [*_, verdict] = await settle(db, replies, timeout=30)
             assert verdict["verdict"] == "accepted", dict(verdict)
