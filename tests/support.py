@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import os
 import sys
@@ -255,3 +256,17 @@ async def record_histories(client: Client, workflow_id: str, first_run_id: str, 
         last = history.events[-1]
         attrs = last.workflow_execution_continued_as_new_event_attributes
         run_id = attrs.new_execution_run_id or None
+
+
+def history_text(node: object) -> str:
+    """Every string in a history, with payloads (base64 in JSON) decoded, to search for leaks."""
+    if isinstance(node, dict):
+        return "\n".join(
+            base64.b64decode(v).decode("utf-8", "replace")
+            if k == "data" and isinstance(v, str)
+            else history_text(v)
+            for k, v in node.items()
+        )
+    if isinstance(node, list):
+        return "\n".join(history_text(v) for v in node)
+    return str(node)

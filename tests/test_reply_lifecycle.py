@@ -27,7 +27,7 @@ from tandem.messages import MailRequest
 from tandem.models import Language, Role, TandemStatus
 from tandem.settings import Settings
 from tests.reply_support import settle
-from tests.support import Tandem, events, mentor, run_tandem, uid
+from tests.support import Tandem, events, history_text, mentor, run_tandem, uid
 from tests.test_reply_imap import ImapTestServer, imap_server, imap_settings
 
 SAY = {
@@ -115,7 +115,7 @@ async def run_with_replies(
             elif mail.template == "phase_check":
                 await reply(mail, "phase_check")
 
-        final, _ = await run_tandem(
+        final, tandem = await run_tandem(
             ts_env,
             db,
             settings,
@@ -127,6 +127,12 @@ async def run_with_replies(
         )
     assert final.status is TandemStatus.ENDED
     assert final.last_contact_at is not None
+    # What people wrote, and the mails' subjects, never reach the workflow history.
+    history = history_text((await tandem.handle.fetch_history()).to_json_dict())
+    written = [*SAY[mentee_language].values(), *SAY[mentor_language].values()]
+    for said in [w for w in written if " " in w] + ["Sent from my phone"]:  # not "stop": an intent
+        assert said not in history, said
+    assert "Mentoring-Tandem" not in history and "mentoring tandem" not in history
     kinds = await events(db, s)
     for kind in (
         "activated",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import logging
 import uuid
@@ -27,6 +26,7 @@ from tandem.programs import load_program
 from tandem.settings import Settings
 from tests.support import (
     eventually,
+    history_text,
     mentee,
     mentor,
     put_people,
@@ -54,20 +54,6 @@ async def u(ts_env: WorkflowEnvironment) -> AsyncIterator[Callable[[str], str]]:
     for mentee_id in made:
         with contextlib.suppress(RPCError):
             await ts_env.client.get_workflow_handle(workflow_id(mentee_id)).terminate("test over")
-
-
-def history_text(node: object) -> str:
-    """Every string in a history, with payloads (base64 in JSON) decoded, to search for leaks."""
-    if isinstance(node, dict):
-        return "\n".join(
-            base64.b64decode(v).decode("utf-8", "replace")
-            if k == "data" and isinstance(v, str)
-            else history_text(v)
-            for k, v in node.items()
-        )
-    if isinstance(node, list):
-        return "\n".join(history_text(v) for v in node)
-    return str(node)
 
 
 async def mails_to(sink: MailSink, address: str) -> list[EmailMessage]:
