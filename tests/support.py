@@ -214,7 +214,7 @@ async def run_tandem(
 
     async with running_worker(env.client, settings, pool, after_accept=once):
         handle = await start_tandem(env.client, mentee(mentee_id, **mentee_fields), settings)
-        final = await asyncio.wait_for(handle.result(), timeout=120)
+        final = await asyncio.wait_for(handle.result(), timeout=300)
     if record_as:
         assert handle.first_execution_run_id is not None
         await record_histories(env.client, handle.id, handle.first_execution_run_id, record_as)

@@ -81,7 +81,7 @@ async def run_with_replies(
     mentor_language = "en" if mentee_language == "de" else "de"
     s, m = uid("S"), uid("M")
     policy = RetryPolicy(first_delay=0.1, max_delay=1.0, poll=0.5)
-    answerer = TemporalAnswerer(ts_env.client, timeout=20)
+    answerer = TemporalAnswerer(ts_env.client, timeout=60)
     nudges = 0
     replies = 0
 
@@ -100,7 +100,7 @@ async def run_with_replies(
             else:
                 await mailbox.append(answer.as_bytes())
             replies += 1
-            [*_, verdict] = await settle(db, replies, timeout=30)
+            [*_, verdict] = await settle(db, replies, timeout=90)
             assert verdict["verdict"] == "accepted", dict(verdict)
 
         async def people(mail: MailRequest, t: Tandem) -> None:

@@ -152,6 +152,11 @@ async def test_two_enrolments_race_for_the_last_seat(
             statuses,
             lambda v: v == sorted([TandemStatus.INTRODUCED, TandemStatus.WAITING_FOR_MENTOR]),
         )
+
+        async def told() -> list[bool]:
+            return [(await query_state(client, i)).coordinator_told_no_mentor for i in (S1, S2)]
+
+        await eventually(told, any)  # the mail to the office has gone out
     assert final.count(TandemStatus.INTRODUCED) == 1
     async with db.acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM seats") == 1
