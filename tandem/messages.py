@@ -64,12 +64,6 @@ class SeatRelease(BaseModel):
     mentee_id: str
 
 
-class RatingRecord(BaseModel):
-    program: str
-    answer_id: str
-    rating: int = Field(ge=1, le=5)
-
-
 __all__ = [
     "AdvanceRequest",
     "CadenceRequest",
@@ -80,11 +74,9 @@ __all__ = [
     "MatchResult",
     "OperatorResult",
     "PauseRequest",
-    "RatingRecord",
     "SeatRelease",
     "StatusEvent",
     "TandemInput",
-    "TandemStatus",
 ]
 
 

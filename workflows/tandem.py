@@ -277,7 +277,7 @@ class TandemWorkflow:
         s.open_requests.pop(request_id(RequestKind.DECISION, s.rematches), None)
         await self._mail("decision_declined", Role.MENTEE, round_, facts={"audience": "mentee"})
         await self._mail("decision_declined", Role.MENTOR, round_, facts={"audience": "mentor"})
-        await self._unmatch("declined")
+        await self._unmatch()
         if s.rematches > self._rules.max_rematches:
             await self._set_status(TandemStatus.NEEDS_COORDINATOR, "needs_coordinator")
             await self._mail(
@@ -289,7 +289,7 @@ class TandemWorkflow:
         else:
             await self._set_status(TandemStatus.MATCHING, "rematching")
 
-    async def _unmatch(self, why: str) -> None:
+    async def _unmatch(self) -> None:
         """Release the seat, exclude that mentor, count the rematch."""
         s = self._state
         await self._release_seat()
@@ -656,7 +656,7 @@ class TandemWorkflow:
                 await self._mail(
                     "decision_declined", role, f"{round_}.op", facts={"audience": role.value}
                 )
-        await self._unmatch("rematch")
+        await self._unmatch()
         await self._set_status(TandemStatus.MATCHING, "rematch_by_office")
         self._wake = True
         return OperatorResult(status=s.status, message="looking for a new mentor")
