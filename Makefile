@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test lint bench clean
+.PHONY: dev test lint bench bench-lifecycle clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is needed ($(PYTHON) not found)"; exit 1; }
@@ -26,6 +26,9 @@ test: lint
 
 bench: $(STAMP)
 	$(BIN)/python -m tests.bench
+
+bench-lifecycle: $(STAMP)
+	$(BIN)/python -m tests.bench_lifecycle
 
 clean:
 	rm -rf $(VENV) .tandem .mypy_cache .pytest_cache .ruff_cache

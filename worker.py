@@ -11,8 +11,8 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.db import create_pool
-from activities.events import EventActivities
-from activities.mail import MailActivities, Sender
+from activities.effects import EffectActivities
+from activities.mail import Outbox, Sender
 from activities.matching import MatchingActivities
 from tandem.programs import load_programs
 from tandem.settings import Settings
@@ -35,8 +35,7 @@ def build_worker(
     settings: Settings,
     *,
     matching: MatchingActivities,
-    mail: MailActivities,
-    events: EventActivities,
+    effects: EffectActivities,
     task_queue: str | None = None,
 ) -> Worker:
     """One place that lists what the worker runs (the tests build theirs here too)."""
@@ -47,9 +46,7 @@ def build_worker(
         workflow_runner=workflow_runner(),
         activities=[
             matching.find_mentor,
-            matching.release_seat,
-            mail.send_mail,
-            events.record_event,
+            effects.carry_out,
         ],
     )
 
@@ -72,8 +69,9 @@ async def run_worker(
             client,
             settings,
             matching=MatchingActivities(pool),
-            mail=MailActivities(pool, settings, sender or SmtpSender(settings), programs),
-            events=EventActivities(pool),
+            effects=EffectActivities(
+                pool, Outbox(pool, settings, sender or SmtpSender(settings), programs)
+            ),
         )
         async with worker:
             log.info("worker_started", task_queue=settings.task_queue)

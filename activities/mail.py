@@ -12,19 +12,18 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC
 from email.message import EmailMessage
 from email.utils import format_datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 import asyncpg
 import structlog
-from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.people import Conn, get_mentee, get_mentor
 from tandem.answers import RequestKind, request_id
-from tandem.mail import message_id, render, reply_token, token_hash
+from tandem.mail import mail_context, message_id, render, reply_token, token_hash
 from tandem.messages import MailReceipt, MailRequest
-from tandem.models import Mentee, Mentor, Role
-from tandem.programs import Program, phase_label
+from tandem.models import Role
+from tandem.programs import Program
 from tandem.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -34,7 +33,9 @@ class Sender(Protocol):
     async def send(self, message: EmailMessage) -> None: ...
 
 
-class MailActivities:
+class Outbox:
+    """Sends lifecycle mail through the outbox table (used by ``EffectActivities``)."""
+
     def __init__(
         self,
         pool: asyncpg.Pool,
@@ -51,8 +52,7 @@ class MailActivities:
         #: Test hook: runs after SMTP accepted and the outbox was marked (fault injection).
         self._after_accept = after_accept
 
-    @activity.defn
-    async def send_mail(self, request: MailRequest) -> MailReceipt:
+    async def send(self, request: MailRequest) -> MailReceipt:
         async with self._pool.acquire() as conn:
             row = await conn.fetchrow(
                 "SELECT * FROM outbox WHERE idempotency_key = $1", request.idempotency_key
@@ -91,24 +91,20 @@ class MailActivities:
             )
         mentee = await get_mentee(conn, request.mentee_id)
         mentor = await get_mentor(conn, request.mentor_id) if request.mentor_id else None
+        if request.to is Role.MENTOR and request.mentor_id is None:
+            raise ApplicationError(
+                "mail to the mentor of a tandem without one", non_retryable=True, type="NoMentor"
+            )
         if mentee is None or (request.mentor_id and mentor is None):
             raise ApplicationError(
                 "person of this tandem is no longer on file",
                 non_retryable=True,
                 type="UnknownPerson",
             )
-        recipient, other = _parties(request.to, mentee, mentor)
+        recipient, context = mail_context(request, program, mentee, mentor)
         language = recipient.language.value if recipient else program.language.value
         to_address = recipient.email if recipient else str(program.coordinator_email)
         recipient_id = recipient.id if recipient else None
-        context: dict[str, Any] = {
-            "recipient": recipient,
-            "other": other,
-            "program": program,
-            "mentee_id": mentee.id,
-            "phase_label": phase_label(program, request.phase, language),
-            "facts": _with_labels(request.facts, program, language),
-        }
         mail = render(request.template, language, context)
         secret = self._settings.reply_token_secret.get_secret_value().encode()
         token = reply_token(secret, request.idempotency_key)
@@ -169,21 +165,3 @@ class MailActivities:
             msg["Reply-To"] = row["reply_to"]
         msg.set_content(row["body"])
         return msg
-
-
-def _with_labels(facts: dict[str, str], program: Program, language: str) -> dict[str, str]:
-    """Phase names in facts also come as labels in the recipient's language."""
-    if facts.get("next_phase"):
-        return {**facts, "next_phase_label": phase_label(program, facts["next_phase"], language)}
-    return facts
-
-
-def _parties(
-    to: Role, mentee: Mentee, mentor: Mentor | None
-) -> tuple[Mentee | Mentor | None, Mentee | Mentor | None]:
-    """(recipient, the other side); the coordinator is no person on file."""
-    if to is Role.MENTEE:
-        return mentee, mentor
-    if to is Role.MENTOR:
-        return mentor, mentee
-    return None, None

@@ -9,7 +9,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.people import Conn, get_mentee
 from tandem.matching import Candidate, rank
-from tandem.messages import MatchRequest, MatchResult, SeatRelease
+from tandem.messages import MatchRequest, MatchResult
 from tandem.models import Language, Mentor
 
 log = structlog.get_logger(__name__)
@@ -61,12 +61,6 @@ class MatchingActivities:
                     )
         log.info("no_mentor_free", mentee_id=request.mentee_id, candidates=len(ranked))
         return MatchResult(candidates=len(ranked))
-
-    @activity.defn
-    async def release_seat(self, request: SeatRelease) -> None:
-        """Give the seat back (decline, stop, end). Releasing twice changes nothing."""
-        async with self._pool.acquire() as conn:
-            await conn.execute("DELETE FROM seats WHERE mentee_id = $1", request.mentee_id)
 
 
 async def take_seat(conn: Conn, mentee_id: str, mentor_id: str) -> bool:

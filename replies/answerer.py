@@ -1,55 +1,42 @@
 """The real ``Answerer``: the tandem workflow's ``answer`` update over Temporal.
 
-A validator's refusal arrives as ``WorkflowUpdateFailedError`` and an unknown (or finished)
-workflow as ``RPCError(NOT_FOUND)``: both final. Everything else (no worker yet, Temporal
-away, a timeout) is transient: the durable inbox tries again later, and the update is
-idempotent on ``answer_id``.
+A refusal by the workflow's rules and an unknown (or finished) workflow are final. Everything
+else (no worker yet, Temporal away, a timeout) is transient: the durable inbox tries again
+later, and the update is idempotent on ``answer_id`` (it is also the update's id).
 """
 
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from collections.abc import Callable
 
-from temporalio.client import Client, WorkflowUpdateFailedError
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.client import Client
 
 from replies.pipeline import AnswerRefused, TandemGone
 from tandem.answers import Answer, AnswerResult
-
-#: The update's name and the workflow id scheme (see workflows/tandem.py).
-UPDATE_NAME = "answer"
-
-
-def workflow_id(mentee_id: str) -> str:
-    return f"tandem-{mentee_id}"
+from workflows.client import TandemClient, TandemNotFound, TandemRefused
 
 
 class TemporalAnswerer:
-    def __init__(self, client: Client, *, timeout: float = 30.0) -> None:
-        self._client = client
+    def __init__(
+        self,
+        client: Client,
+        *,
+        timeout: float = 30.0,
+        on_accepted: Callable[[], None] | None = None,
+    ) -> None:
+        self._tandems = TandemClient(client, task_queue="")  # updates only: no queue needed
         self._timeout = timeout
+        #: Runs when the workflow accepted an answer (tests wait for it, not for the result).
+        self._on_accepted = on_accepted
 
     async def answer(self, mentee_id: str, answer: Answer) -> AnswerResult:
-        handle = self._client.get_workflow_handle(workflow_id(mentee_id))
         try:
             return await asyncio.wait_for(
-                handle.execute_update(
-                    UPDATE_NAME,
-                    answer,
-                    result_type=AnswerResult,
-                    rpc_timeout=timedelta(seconds=self._timeout),
-                ),
+                self._tandems.answer(mentee_id, answer, on_accepted=self._on_accepted),
                 timeout=self._timeout,
             )
-        except WorkflowUpdateFailedError as err:
-            raise AnswerRefused(_reason(err)) from None
-        except RPCError as err:
-            if err.status is RPCStatusCode.NOT_FOUND:
-                raise TandemGone() from None
-            raise
-
-
-def _reason(err: WorkflowUpdateFailedError) -> str:
-    cause = err.cause
-    return str(getattr(cause, "message", "") or cause or "refused")[:200]
+        except TandemRefused as err:
+            raise AnswerRefused(err.message[:200]) from None
+        except TandemNotFound:
+            raise TandemGone() from None

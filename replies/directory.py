@@ -31,6 +31,14 @@ class PgDirectory:
             revoked_at=row["revoked_at"],
         )
 
+    async def answered_before(self, message_id_hash: str) -> bool:
+        found = await self._pool.fetchval(
+            "SELECT 1 FROM reply_verdicts WHERE message_id_hash = $1 AND verdict = 'accepted'"
+            " LIMIT 1",
+            message_id_hash,
+        )
+        return found is not None
+
     async def person(self, role: Role, person_id: str) -> Person | None:
         table = _TABLES.get(role)
         if table is None:

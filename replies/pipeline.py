@@ -118,6 +118,10 @@ class Directory(Protocol):
 
     async def token(self, token_hash: bytes) -> TokenRecord | None: ...
 
+    async def answered_before(self, message_id_hash: str) -> bool:
+        """An answer from a mail with this Message-ID was taken already (a re-delivery)."""
+        ...
+
     async def person(self, role: Role, person_id: str) -> Person | None: ...
 
 
@@ -334,6 +338,7 @@ class Pipeline:
         # 5. the workflow decides
         answer = Answer(
             role=record.role,
+            person_id=record.person_id,
             request_id=record.request_id,
             intent=reading.intent,
             details=reading.details,
@@ -354,9 +359,11 @@ class Pipeline:
             await self.notifier.help(person, ctx, kind, None)
             return Verdict(VerdictKind.REFUSED, "workflow_refused", mid_hash, **ids)
 
-        # 6. tell the sender what we understood
-        await self.notifier.confirm(person, ctx, kind, answer, duplicate=result.duplicate)
-        reason = "duplicate" if result.duplicate else "answered"
+        # 6. tell the sender what we understood. The update's id is the answer's, so the
+        # server answers a re-delivered mail with the first result: the verdicts tell.
+        duplicate = result.duplicate or await self.directory.answered_before(mid_hash)
+        await self.notifier.confirm(person, ctx, kind, answer, duplicate=duplicate)
+        reason = "duplicate" if duplicate else "answered"
         return Verdict(VerdictKind.ACCEPTED, reason, mid_hash, **ids)
 
     async def _neutral(self, sender: str | None, ctx: ReplyContext, verdict: Verdict) -> Verdict:

@@ -23,7 +23,7 @@ from starter.mailsink import read_all
 from tandem.answers import Answer, Intent, RequestKind, request_kind
 from tandem.mail import token_hash
 from tandem.models import Role
-from workflows.tandem import TandemWorkflow, workflow_id
+from workflows.client import TandemClient
 
 log = structlog.get_logger(__name__)
 
@@ -70,7 +70,7 @@ class DemoPeople:
             return
         token = local.rpartition("+")[2]
         row = await conn.fetchrow(
-            "SELECT t.mentee_id, t.role, t.request_id, o.template FROM reply_tokens t"
+            "SELECT t.mentee_id, t.role, t.person_id, t.request_id, o.template FROM reply_tokens t"
             " JOIN mentees m ON m.id = t.mentee_id AND m.program = $2"
             " JOIN outbox o ON o.message_id = $3"
             " WHERE t.token_hash = $1",
@@ -86,10 +86,10 @@ class DemoPeople:
             return
         answer = Answer(
             role=role,
+            person_id=row["person_id"],
             request_id=row["request_id"],
             intent=intent,
             answer_id=hashlib.sha256(str(mail["Message-ID"]).encode()).hexdigest(),
         )
-        handle = self._client.get_workflow_handle(workflow_id(row["mentee_id"]))
-        await handle.execute_update(TandemWorkflow.answer, answer)
+        await TandemClient(self._client, "").answer(row["mentee_id"], answer)
         log.info("demo_answered", mentee_id=row["mentee_id"], role=role.value, intent=intent.value)

@@ -3,15 +3,12 @@ validator refuses what its state does not allow, and the refusal is printed as o
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, time
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import asyncpg
 import typer
-from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
-from temporalio.service import RPCError, RPCStatusCode
 
 from activities.people import get_mentee
 from activities.ratings import record_rating
@@ -24,30 +21,27 @@ from starter.common import (
     print_json,
     run,
 )
-from tandem.answers import Answer, AnswerDetails, Intent, RequestKind, request_id
-from tandem.messages import AdvanceRequest, CadenceRequest, EndRequest, PauseRequest
+from tandem.answers import AnswerDetails, Intent
+from tandem.messages import EndRequest, PauseRequest
 from tandem.models import Role
-from workflows.tandem import TandemWorkflow, workflow_id
+from tandem.settings import get_settings
+from workflows.client import TandemClient, TandemNotFound, TandemRefused
+
+T = TypeVar("T")
 
 MenteeId = Annotated[str, typer.Argument(help="The mentee's id (the tandem is tandem-<id>).")]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 
 
-async def call_update(
-    mentee_id: str, call: Callable[[WorkflowHandle[Any, Any]], Awaitable[Any]]
-) -> Any:
+async def call_update(mentee_id: str, call: Callable[[TandemClient], Awaitable[T]]) -> T:
     """Run one update; a refusal or an unknown tandem becomes a CommandError (one line)."""
-    client = await connect_temporal()
-    handle = client.get_workflow_handle(workflow_id(mentee_id))
+    tandems = TandemClient(await connect_temporal(), get_settings().task_queue)
     try:
-        return await call(handle)
-    except WorkflowUpdateFailedError as err:
-        cause = err.cause
-        raise CommandError(f"refused: {getattr(cause, 'message', None) or cause}") from err
-    except RPCError as err:
-        if err.status is RPCStatusCode.NOT_FOUND:
-            raise CommandError(f"no running tandem for mentee {mentee_id}") from err
-        raise
+        return await call(tandems)
+    except TandemRefused as err:
+        raise CommandError(f"refused: {err.message}") from None
+    except TandemNotFound:
+        raise CommandError(f"no running tandem for mentee {mentee_id}") from None
 
 
 def _report(result: Any, as_json: bool) -> None:
@@ -63,11 +57,7 @@ def advance(
     as_json: JsonFlag = False,
 ) -> None:
     """Move a tandem to another phase (both are mailed; cadence follows the phase)."""
-    result = run(
-        call_update(
-            mentee_id, lambda h: h.execute_update(TandemWorkflow.advance, AdvanceRequest(phase=to))
-        )
-    )
+    result = run(call_update(mentee_id, lambda t: t.advance(mentee_id, to)))
     _report(result, as_json)
 
 
@@ -81,18 +71,14 @@ def pause(
 ) -> None:
     """Pause check-ins (parental leave, semester abroad), until a date or until `resume`."""
     until_utc = datetime.combine(until.date(), time(), UTC) if until else None
-    result = run(
-        call_update(
-            mentee_id,
-            lambda h: h.execute_update(TandemWorkflow.pause, PauseRequest(until=until_utc)),
-        )
-    )
+    request = PauseRequest(until=until_utc)
+    result = run(call_update(mentee_id, lambda t: t.pause(mentee_id, request)))
     _report(result, as_json)
 
 
 def resume(mentee_id: MenteeId, as_json: JsonFlag = False) -> None:
     """Resume check-ins of a paused tandem."""
-    result = run(call_update(mentee_id, lambda h: h.execute_update(TandemWorkflow.resume)))
+    result = run(call_update(mentee_id, lambda t: t.resume(mentee_id)))
     _report(result, as_json)
 
 
@@ -108,13 +94,13 @@ def end(
         request = EndRequest(reason=reason)
     except ValueError:
         fail("--reason must be a short code of a-z, 0-9, _ or - (no names or prose)")
-    result = run(call_update(mentee_id, lambda h: h.execute_update(TandemWorkflow.end, request)))
+    result = run(call_update(mentee_id, lambda t: t.end(mentee_id, request.reason)))
     _report(result, as_json)
 
 
 def rematch(mentee_id: MenteeId, as_json: JsonFlag = False) -> None:
     """Release the current mentor (excluded from now on) and look for a new one."""
-    result = run(call_update(mentee_id, lambda h: h.execute_update(TandemWorkflow.rematch)))
+    result = run(call_update(mentee_id, lambda t: t.rematch(mentee_id)))
     _report(result, as_json)
 
 
@@ -124,12 +110,7 @@ def cadence(
     as_json: JsonFlag = False,
 ) -> None:
     """Set the pair's own check-in rhythm."""
-    result = run(
-        call_update(
-            mentee_id,
-            lambda h: h.execute_update(TandemWorkflow.cadence, CadenceRequest(days=every)),
-        )
-    )
+    result = run(call_update(mentee_id, lambda t: t.cadence(mentee_id, every)))
     _report(result, as_json)
 
 
@@ -153,18 +134,15 @@ def answer(
         fail("--as must be mentor or mentee")
     if rating is not None and intent is not Intent.MET:
         fail("--rating goes with met only")
-    given = Answer(
-        role=as_,
-        request_id=request_id(RequestKind.OFFICE, "phone"),
-        intent=intent,
-        details=AnswerDetails(
-            met_on=met_on.date() if met_on else None,
-            snooze_weeks=weeks,
-        ),
-        answer_id=f"office-{uuid.uuid4()}",
+    try:
+        details = AnswerDetails(met_on=met_on.date() if met_on else None, snooze_weeks=weeks)
+    except ValueError:
+        fail("--weeks must be a whole number from 1 to 52")
+    today = datetime.now(UTC).date()
+    given, result = run(
+        call_update(mentee_id, lambda t: t.office_answer(mentee_id, as_, intent, details, today))
     )
-    result = run(call_update(mentee_id, lambda h: h.execute_update(TandemWorkflow.answer, given)))
-    if rating is not None:
+    if rating is not None and not result.duplicate:
         run(_rate(mentee_id, given.answer_id, rating))
     _report(result, as_json)
 

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import asdict, dataclass
-from datetime import timedelta
+from dataclasses import asdict
 from typing import Annotated
 
 import asyncpg
 import typer
 from rich.table import Table
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
-from temporalio.common import WorkflowIDReusePolicy
-from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.client import Client, WorkflowHandle
+from temporalio.service import RPCError
 
 from activities.people import get_mentees, list_mentee_ids
 from starter.common import (
@@ -24,12 +21,11 @@ from starter.common import (
     print_json,
     run,
 )
-from tandem.messages import TandemInput
 from tandem.models import Mentee, TandemState, TandemStatus
-from tandem.programs import ProgramError, load_program
+from tandem.programs import Program, ProgramError, load_program
 from tandem.settings import Settings, get_settings
-from workflows import search_attributes as sa
-from workflows.tandem import TandemWorkflow, workflow_id
+from workflows.client import EnrolOutcome, TandemClient, TandemNotFound
+from workflows.tandem import TandemWorkflow
 
 #: Workflow starts in flight at once when enrolling many mentees.
 ENROL_CONCURRENCY = 32
@@ -37,17 +33,16 @@ ENROL_CONCURRENCY = 32
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 
 
-@dataclass
-class EnrollOutcome:
-    mentee_id: str
-    started: bool
-    status: str
-
-
 async def enroll_ids(
-    client: Client, dsn: str, ids: list[str], settings: Settings | None = None
-) -> list[EnrollOutcome]:
+    client: Client,
+    dsn: str,
+    ids: list[str],
+    settings: Settings | None = None,
+    *,
+    again: bool = True,
+) -> list[EnrolOutcome]:
     """Start one workflow per mentee; a mentee already enrolled is reported, not restarted.
+    With ``again``, a mentee whose tandem ended or completed gets a new one.
 
     Every id is checked first: if any is unknown, nothing is started.
     """
@@ -61,52 +56,32 @@ async def enroll_ids(
     unknown = [i for i in wanted if i not in mentees]
     if unknown:
         raise CommandError(f"unknown mentee id(s): {', '.join(unknown)} (nothing enrolled)")
+    programs = {m.program: _program(settings, m.program) for m in mentees.values()}
+    tandems = TandemClient(client, settings.task_queue)
     limit = asyncio.Semaphore(ENROL_CONCURRENCY)
 
-    async def enrol(mentee: Mentee) -> EnrollOutcome:
+    async def enrol(mentee: Mentee) -> EnrolOutcome:
         async with limit:
-            try:
-                await start_tandem(client, mentee, settings)
-                return EnrollOutcome(mentee.id, True, TandemStatus.MATCHING.value)
-            except WorkflowAlreadyStartedError:
-                return EnrollOutcome(mentee.id, False, await _status_of(client, mentee.id))
+            return await tandems.enrol(mentee, programs[mentee.program], again=again)
 
     return list(await asyncio.gather(*(enrol(mentees[i]) for i in wanted)))
 
 
-async def start_tandem(
-    client: Client, mentee: Mentee, settings: Settings
-) -> WorkflowHandle[TandemWorkflow, TandemState]:
-    """Start the mentee's tandem workflow; WorkflowAlreadyStartedError if there is one."""
+def _program(settings: Settings, program_id: str) -> Program:
     try:
-        rules = load_program(settings.programs_dir, mentee.program)
+        return load_program(settings.programs_dir, program_id)
     except ProgramError as err:
         raise CommandError(str(err)) from err
-    state = TandemState(
-        mentee_id=mentee.id,
-        program=mentee.program,
-        phase=mentee.phase,
-        cadence_days=rules.cadence(mentee.phase) / timedelta(days=1),
-        expected_phase_end=mentee.expected_phase_end,
-    )
-    return await client.start_workflow(
-        TandemWorkflow.run,
-        TandemInput(rules=rules, state=state),
-        id=workflow_id(mentee.id),
-        task_queue=settings.task_queue,
-        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-        search_attributes=sa.initial(state),
-        static_summary=f"Tandem of mentee {mentee.id} ({mentee.program})",
-    )
 
 
-async def _status_of(client: Client, mentee_id: str) -> str:
-    """The tandem's status from its search attributes (works without a worker)."""
-    desc = await client.get_workflow_handle(workflow_id(mentee_id)).describe()
-    status = desc.typed_search_attributes.get(sa.TANDEM_STATUS)
-    if desc.status not in (None, WorkflowExecutionStatus.RUNNING) and status is None:
-        return desc.status.name.lower()
-    return status or "unknown"
+async def start_tandem(
+    client: Client, mentee: Mentee, settings: Settings, *, enrolment: int = 1
+) -> WorkflowHandle[TandemWorkflow, TandemState]:
+    """Start the mentee's tandem workflow; WorkflowAlreadyStartedError if there is one."""
+    program = _program(settings, mentee.program)
+    return await TandemClient(client, settings.task_queue).start(
+        mentee, program, enrolment=enrolment
+    )
 
 
 async def wake_waiting_tandems(dsn: str, client: Client | None = None) -> int:
@@ -121,16 +96,10 @@ async def wake_waiting_tandems(dsn: str, client: Client | None = None) -> int:
         await conn.close()
     if not rows:
         return 0
-    client = client or await connect_temporal()
+    tandems = TandemClient(client or await connect_temporal(), get_settings().task_queue)
     woken = 0
     for row in rows:
-        handle = client.get_workflow_handle(workflow_id(row["mentee_id"]))
-        try:
-            await handle.signal(TandemWorkflow.mentors_changed)
-            woken += 1
-        except RPCError as err:
-            if err.status is not RPCStatusCode.NOT_FOUND:
-                raise
+        woken += await tandems.wake(row["mentee_id"])
     return woken
 
 
@@ -142,9 +111,10 @@ def enroll(
     all_: Annotated[bool, typer.Option("--all", help="Enrol every mentee on file.")] = False,
     as_json: JsonFlag = False,
 ) -> None:
-    """Enrol mentees: one tandem workflow each. Enrolling twice changes nothing."""
+    """Enrol mentees: one tandem workflow each. Enrolling twice changes nothing; a mentee
+    named by id whose tandem ended or completed gets a new one (--all leaves those alone)."""
 
-    async def go() -> list[EnrollOutcome]:
+    async def go() -> list[EnrolOutcome]:
         dsn = database_url()
         if all_:
             conn = await asyncpg.connect(dsn)
@@ -156,15 +126,19 @@ def enroll(
             chosen = ids
         else:
             raise CommandError("give mentee ids or --all")
-        return await enroll_ids(await connect_temporal(), dsn, chosen)
+        return await enroll_ids(await connect_temporal(), dsn, chosen, again=not all_)
 
     outcomes = run(go())
     if as_json:
         print_json([asdict(o) for o in outcomes])
         return
     for o in outcomes:
-        if o.started:
+        if o.started and o.enrolment > 1:
+            console.print(f"{o.mentee_id}: enrolled again, tandem no. {o.enrolment} (matching)")
+        elif o.started:
             console.print(f"{o.mentee_id}: enrolled (matching)")
+        elif o.status in ("ended", "completed"):
+            console.print(f"{o.mentee_id}: tandem {o.status}; enrol by id to start a new one")
         else:
             console.print(f"{o.mentee_id}: already enrolled (status {o.status})")
 
@@ -176,13 +150,12 @@ def status(
     """Show one tandem's state (asks the running workflow)."""
 
     async def go() -> TandemState:
-        client = await connect_temporal()
-        handle = client.get_workflow_handle(workflow_id(mentee_id))
+        tandems = TandemClient(await connect_temporal(), get_settings().task_queue)
         try:
-            return await handle.query(TandemWorkflow.state, rpc_timeout=timedelta(seconds=10))
+            return await tandems.state(mentee_id)
+        except TandemNotFound:
+            raise CommandError(f"no tandem for mentee {mentee_id}") from None
         except RPCError as err:
-            if err.status is RPCStatusCode.NOT_FOUND:
-                raise CommandError(f"no tandem for mentee {mentee_id}") from err
             raise CommandError(f"tandem {mentee_id} did not answer: {err.message}") from err
 
     state = run(go())
@@ -207,21 +180,11 @@ def list_tandems(
     """List tandems from Temporal's visibility (search attributes)."""
 
     async def go() -> list[dict[str, str | None]]:
-        client = await connect_temporal()
+        tandems = TandemClient(await connect_temporal(), get_settings().task_queue)
         query = visibility_query(status_, phase, program)
         rows = []
-        async for wf in client.list_workflows(query, limit=limit):
-            attrs = wf.typed_search_attributes
-            rows.append(
-                {
-                    "mentee_id": wf.id.removeprefix("tandem-"),
-                    "status": attrs.get(sa.TANDEM_STATUS),
-                    "phase": attrs.get(sa.TANDEM_PHASE),
-                    "program": attrs.get(sa.TANDEM_PROGRAM),
-                    "mentor_id": attrs.get(sa.MENTOR_ID),
-                    "next_nudge_at": _iso(attrs.get(sa.NEXT_NUDGE_AT)),
-                }
-            )
+        async for row in tandems.list(query, limit=limit):
+            rows.append({**row, "next_nudge_at": _iso(row["next_nudge_at"])})
         return sorted(rows, key=lambda r: r["mentee_id"] or "")
 
     rows = run(go())

@@ -80,6 +80,9 @@ class Answer(BaseModel):
     """The argument of the workflow's ``answer`` update."""
 
     role: Role
+    #: Who answered: the person the reply token was made for. ``None`` only for answers the
+    #: programme office records (``tandem answer``): they speak for whoever holds the role now.
+    person_id: str | None = Field(default=None, max_length=64)
     request_id: str
     intent: Intent
     details: AnswerDetails = Field(default_factory=AnswerDetails)

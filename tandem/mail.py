@@ -17,6 +17,10 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from tandem.messages import MailRequest
+from tandem.models import Mentee, Mentor, Role
+from tandem.programs import Program, phase_label
+
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 
 
@@ -133,3 +137,43 @@ def render(template: str, language: str, context: dict[str, Any]) -> RenderedMai
     subject = "".join(tmpl.blocks["subject"](ctx)).strip()
     body = "".join(tmpl.blocks["body"](ctx)).strip() + "\n"
     return RenderedMail(subject=subject, body=body)
+
+
+def mail_context(
+    request: MailRequest, program: Program, mentee: Mentee, mentor: Mentor | None
+) -> tuple[Mentee | Mentor | None, dict[str, Any]]:
+    """(recipient, template context) of a lifecycle mail; the recipient is ``None`` for the
+    programme office. Names and addresses enter here, in the activity, never in history."""
+    recipient, other = _parties(request.to, mentee, mentor)
+    language = recipient.language.value if recipient else program.language.value
+    context: dict[str, Any] = {
+        "recipient": recipient,
+        "other": other,
+        "program": program,
+        "mentee_id": mentee.id,
+        "phase_label": phase_label(program, request.phase, language),
+        "facts": _with_labels(
+            {"audience": request.to.value, "phase": request.phase, **request.facts},
+            program,
+            language,
+        ),
+    }
+    return recipient, context
+
+
+def _with_labels(facts: dict[str, str], program: Program, language: str) -> dict[str, str]:
+    """Phase names in facts also come as labels in the recipient's language."""
+    if facts.get("next_phase"):
+        return {**facts, "next_phase_label": phase_label(program, facts["next_phase"], language)}
+    return facts
+
+
+def _parties(
+    to: Role, mentee: Mentee, mentor: Mentor | None
+) -> tuple[Mentee | Mentor | None, Mentee | Mentor | None]:
+    """(recipient, the other side); the coordinator is no person on file."""
+    if to is Role.MENTEE:
+        return mentee, mentor
+    if to is Role.MENTOR:
+        return mentor, mentee
+    return None, None

@@ -6,15 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-from tandem.models import Role, TandemState, TandemStatus
-from tandem.programs import Program
-
-
-class TandemInput(BaseModel):
-    """Start (or continue-as-new) input of ``TandemWorkflow``."""
-
-    rules: Program
-    state: TandemState
+from tandem.models import Role, TandemStatus
 
 
 class MatchRequest(BaseModel):
@@ -52,16 +44,22 @@ class MailReceipt(BaseModel):
 
 
 class StatusEvent(BaseModel):
-    """A row of the event log plus the projection it updates. No message content."""
+    """A row of the event log plus the projection it updates: ids, status, dates. No content,
+    and not the whole state (it is kept in history once per transition)."""
 
+    mentee_id: str
+    enrolment: int = 1
     seq: int
     at: datetime
     kind: str
-    state: TandemState
-
-
-class SeatRelease(BaseModel):
-    mentee_id: str
+    program: str
+    status: TandemStatus
+    phase: str
+    mentor_id: str | None = None
+    cadence_days: float
+    next_nudge_at: datetime | None = None
+    last_contact_at: datetime | None = None
+    rematches: int = 0
 
 
 __all__ = [
@@ -74,9 +72,8 @@ __all__ = [
     "MatchResult",
     "OperatorResult",
     "PauseRequest",
-    "SeatRelease",
+    "RematchRequest",
     "StatusEvent",
-    "TandemInput",
 ]
 
 
@@ -103,3 +100,8 @@ class CadenceRequest(BaseModel):
 class OperatorResult(BaseModel):
     status: TandemStatus
     message: str = ""
+
+
+class RematchRequest(BaseModel):
+    #: The ``rematches`` count the office saw: a retried command cannot rematch twice.
+    expected_rematches: int | None = None

@@ -64,16 +64,27 @@ class Mentee(BaseModel):
 
 
 class DecisionState(BaseModel):
-    """The "continue?" question after a first meeting, for one matching round."""
+    """The "continue?" answers of one matching round, keyed by role."""
 
-    answers: dict[str, str] = Field(default_factory=dict)  # role -> "continue" / "decline"
-    asks: int = 0  # how often the question was sent (undecided asks again)
+    answers: dict[Role, str] = Field(default_factory=dict)  # role -> "continue" / "decline"
+    #: "continue" or "decline" once decided: a decision settles once.
+    outcome: str | None = None
+
+
+class OpenRequest(BaseModel):
+    """A question the tandem asked and still waits for: who may answer, when it was asked,
+    whether it was followed up. Its id (``<kind>:<n>``) is its key in ``TandemState.requests``."""
+
+    kind: str
+    #: The matching round (``TandemState.rematches``) it belongs to.
+    round: int
+    #: Role -> person id of everyone who may answer it.
+    who: dict[Role, str]
     asked_at: datetime | None = None
+    asks: int = 0
     reminded: bool = False
     escalated: bool = False
     reask_at: datetime | None = None
-    #: "continue" or "decline" once decided: set before any effect, so it happens once.
-    outcome: str | None = None
 
 
 class TandemState(BaseModel):
@@ -87,12 +98,17 @@ class TandemState(BaseModel):
     phase: str
     status: TandemStatus = TandemStatus.MATCHING
     mentor_id: str | None = None
+    #: 1 for the first tandem of this mentee, 2 for a returning mentee's second, ...
+    enrolment: int = 1
+    #: The rhythm in force: the pair's own (``own_cadence_days``) or the phase's.
     cadence_days: float
+    own_cadence_days: float | None = None
     next_nudge_at: datetime | None = None
     last_contact_at: datetime | None = None
     rematches: int = 0
     excluded_mentor_ids: list[str] = Field(default_factory=list)
     coordinator_told_no_mentor: bool = False
+    next_match_at: datetime | None = None
     match_score: float | None = None
     match_reasons: list[str] = Field(default_factory=list)
     event_seq: int = 0
@@ -104,14 +120,16 @@ class TandemState(BaseModel):
     decision: DecisionState = Field(default_factory=DecisionState)
     active_since: datetime | None = None
     phase_started_at: datetime | None = None
-    phase_check_sent: bool = False
     nudges_sent: int = 0
     last_nudge_at: datetime | None = None
     missed_periods: int = 0
     at_risk: bool = False
     paused_until: datetime | None = None
+    #: Per person: the check-in they asked to be reminded of later ("später").
+    snoozed_until: dict[Role, datetime] = Field(default_factory=dict)
     shadowing_requests: int = 0
-    open_requests: dict[str, list[str]] = Field(default_factory=dict)  # request id -> roles
+    #: Open requests by id (``decision:0``, ``nudge:7``, ``phase_check:study``, ...).
+    requests: dict[str, OpenRequest] = Field(default_factory=dict)
     #: Ids of answers already applied (the update is idempotent on them); the last 200.
     answer_ids: list[str] = Field(default_factory=list)
     end_reason: str | None = None

@@ -15,18 +15,23 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import asyncpg
-from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.client import (
+    Client,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateHandle,
+    WorkflowUpdateStage,
+)
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities.events import EventActivities
-from activities.mail import MailActivities
+from activities.effects import EffectActivities
+from activities.mail import Outbox
 from activities.matching import MatchingActivities
 from activities.people import apply_mentees, apply_mentors
 from activities.smtp import SmtpSender
 from starter.mailsink import MailSink
 from starter.tandem_cmds import start_tandem
-from tandem.answers import Answer, AnswerDetails, AnswerResult, Intent
+from tandem.answers import Answer, AnswerDetails, Intent
 from tandem.messages import MailRequest
 from tandem.models import Language, Mentee, Mentor, Role, TandemState, TandemStatus
 from tandem.programs import load_programs
@@ -115,10 +120,10 @@ async def running_worker(
         client,
         settings,
         matching=MatchingActivities(pool),
-        mail=MailActivities(
-            pool, settings, SmtpSender(settings), programs, after_accept=after_accept
+        effects=EffectActivities(
+            pool,
+            Outbox(pool, settings, SmtpSender(settings), programs, after_accept=after_accept),
         ),
-        events=EventActivities(pool),
     )
     async with worker:
         yield worker
@@ -151,13 +156,20 @@ async def mails_in_order(pool: asyncpg.Pool, sink: MailSink) -> list[tuple[str, 
 
 class Tandem:
     """Scripted people for lifecycle tests: ``script(mail, tandem)`` runs inside the mail
-    activity, so what it does happens before the test server's clock moves on."""
+    activity, so what it does happens before the test server's clock moves on.
+
+    The transition that sends a mail holds the workflow's lock until its effects are done, so
+    a script never waits for an update's result: it waits until the workflow *accepted* the
+    update (its validator ran), and the result arrives in ``results`` / ``refusals`` later,
+    in order (call ``settle``)."""
 
     def __init__(self, env: WorkflowEnvironment, mentee_id: str) -> None:
         self.env = env
         self.mentee_id = mentee_id
         self.handle = env.client.get_workflow_handle(workflow_id(mentee_id))
         self.refusals: list[str] = []
+        self.results: list[Any] = []
+        self._pending: list[asyncio.Task[None]] = []
         self._answers = 0
 
     async def answer(
@@ -167,22 +179,46 @@ class Tandem:
         request: str | None,
         *,
         answer_id: str | None = None,
+        person_id: str | None = None,
         **details: object,
-    ) -> AnswerResult | None:
-        """Answer as mentor or mentee; a refusal is recorded in ``refusals``, not raised."""
+    ) -> None:
+        """Answer as mentor or mentee (``person_id`` None: as the office records it)."""
         self._answers += 1
         given = Answer(
             role=role,
+            person_id=person_id,
             request_id=request or "office:phone",
             intent=intent,
             details=AnswerDetails.model_validate(details),
             answer_id=answer_id or f"a{self._answers}",
         )
+        await self.update(TandemWorkflow.answer, given, update_id=f"answer-{given.answer_id}")
+
+    async def update(self, update: Any, arg: Any = None, *, update_id: str | None = None) -> None:
+        """Send an update and wait until it is accepted; a validator's refusal is recorded."""
         try:
-            return await self.handle.execute_update(TandemWorkflow.answer, given)
+            handle: WorkflowUpdateHandle[Any] = await self.handle.start_update(
+                update,
+                args=[] if arg is None else [arg],
+                wait_for_stage=WorkflowUpdateStage.ACCEPTED,
+                id=update_id,
+            )
         except WorkflowUpdateFailedError as err:
             self.refusals.append(str(getattr(err.cause, "message", err.cause)))
-            return None
+            return
+        self._pending.append(asyncio.create_task(self._result(handle)))
+
+    async def _result(self, handle: WorkflowUpdateHandle[Any]) -> None:
+        try:
+            self.results.append(await handle.result())
+        except WorkflowUpdateFailedError as err:
+            self.refusals.append(str(getattr(err.cause, "message", err.cause)))
+
+    async def settle(self) -> None:
+        """Wait for the results of every update sent so far."""
+        while self._pending:
+            pending, self._pending = self._pending, []
+            await asyncio.gather(*pending)
 
     async def now(self) -> datetime:
         return await self.env.get_current_time()
@@ -215,6 +251,7 @@ async def run_tandem(
     async with running_worker(env.client, settings, pool, after_accept=once):
         handle = await start_tandem(env.client, mentee(mentee_id, **mentee_fields), settings)
         final = await asyncio.wait_for(handle.result(), timeout=300)
+        await asyncio.wait_for(tandem.settle(), timeout=60)
     if record_as:
         assert handle.first_execution_run_id is not None
         await record_histories(env.client, handle.id, handle.first_execution_run_id, record_as)
@@ -244,7 +281,8 @@ HISTORIES = Path(__file__).parent / "histories"
 
 async def record_histories(client: Client, workflow_id: str, first_run_id: str, name: str) -> None:
     """With ``TANDEM_RECORD_HISTORIES=1``, store every run of a workflow (following
-    continue-as-new) as ``tests/histories/<name>-<n>.json`` for the replay tests."""
+    continue-as-new) as ``tests/histories/<name>-<n>.json`` for the replay tests. A file
+    that exists is never overwritten: stored histories are what shipped."""
     if not os.environ.get("TANDEM_RECORD_HISTORIES"):
         return
     run_id: str | None = first_run_id
@@ -252,7 +290,9 @@ async def record_histories(client: Client, workflow_id: str, first_run_id: str, 
     while run_id:
         n += 1
         history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
-        (HISTORIES / f"{name}-{n}.json").write_text(history.to_json(), encoding="utf-8")
+        path = HISTORIES / f"{name}-{n}.json"
+        if not path.exists():
+            path.write_text(history.to_json(), encoding="utf-8")
         last = history.events[-1]
         attrs = last.workflow_execution_continued_as_new_event_attributes
         run_id = attrs.new_execution_run_id or None

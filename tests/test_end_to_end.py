@@ -87,7 +87,9 @@ async def test_import_enrol_and_introduce_through_the_cli(
             return dict(json.loads(out))
 
         _, out, _ = await tandem("enroll", f"{p}-S1", "--json")
-        assert json.loads(out) == [{"mentee_id": f"{p}-S1", "started": True, "status": "matching"}]
+        assert json.loads(out) == [
+            {"mentee_id": f"{p}-S1", "started": True, "status": "matching", "enrolment": 1}
+        ]
         s1 = await eventually(lambda: status(f"{p}-S1"), lambda s: s["status"] == "introduced")
         await tandem("enroll", f"{p}-S2")  # the only seat is taken: S2 waits
         s2 = await eventually(
@@ -218,7 +220,7 @@ async def test_operator_commands_change_a_running_tandem_or_refuse_in_one_line(
         )
         await tandem("advance", s1, "--to", "residency")
         after = await eventually(state, lambda s: s["phase"] == "residency")
-        assert after["status"] == "active" and after["cadence_days"] == 91
+        assert after["status"] == "active" and after["cadence_days"] == 30  # their own rhythm
 
         async def listed() -> list[dict[str, str]]:
             _, out, _ = await tandem("list", "--json")

@@ -13,11 +13,12 @@ from temporalio.testing import WorkflowEnvironment
 
 from starter.mailsink import MailSink
 from starter.tandem_cmds import start_tandem
-from tandem.answers import Answer, Intent
+from tandem.answers import Intent
 from tandem.messages import AdvanceRequest, MailRequest, PauseRequest
 from tandem.models import Role, TandemStatus
 from tandem.settings import Settings
 from tests.support import (
+    Tandem,
     mails_in_order,
     mentee,
     mentor,
@@ -26,7 +27,7 @@ from tests.support import (
     running_worker,
     uid,
 )
-from workflows.tandem import TandemWorkflow, workflow_id
+from workflows.tandem import TandemWorkflow
 
 
 async def test_a_medical_tandem_from_study_to_completion(
@@ -35,7 +36,7 @@ async def test_a_medical_tandem_from_study_to_completion(
     s1, m1 = uid("S"), uid("M")
     await put_people(db, [mentor(m1)], [mentee(s1)])
     client = ts_env.client
-    handle = client.get_workflow_handle(workflow_id(s1))  # for updates from the script
+    t = Tandem(ts_env, s1)  # plays the people: updates from inside the mail activity
     seen: Counter[str] = Counter()
     handled: set[str] = set()
 
@@ -49,13 +50,7 @@ async def test_a_medical_tandem_from_study_to_completion(
 
         async def reply(role: Role, intent: Intent) -> None:
             assert mail.request_id is not None
-            given = Answer(
-                role=role,
-                request_id=mail.request_id,
-                intent=intent,
-                answer_id=f"{mail.idempotency_key}/answer",
-            )
-            await handle.execute_update(TandemWorkflow.answer, given)
+            await t.answer(role, intent, mail.request_id, answer_id=f"{mail.idempotency_key}/a")
 
         if mail.template == "decision_request":
             await reply(mail.to, Intent.CONTINUE)
@@ -63,11 +58,9 @@ async def test_a_medical_tandem_from_study_to_completion(
             await reply(Role.MENTEE, Intent.MET)
             if mail.phase == "study" and n == 10:  # parental leave: four months
                 until = await ts_env.get_current_time() + timedelta(days=120)
-                await handle.execute_update(TandemWorkflow.pause, PauseRequest(until=until))
+                await t.update(TandemWorkflow.pause, PauseRequest(until=until))
             if mail.phase == "residency" and n == 18:  # the office moves the phase on
-                await handle.execute_update(
-                    TandemWorkflow.advance, AdvanceRequest(phase="employment")
-                )
+                await t.update(TandemWorkflow.advance, AdvanceRequest(phase="employment"))
         elif mail.template == "phase_check":
             await reply(Role.MENTEE, Intent.PHASE_DONE)
 
@@ -76,6 +69,8 @@ async def test_a_medical_tandem_from_study_to_completion(
         # The handle start_workflow returns lets the test server skip time while we wait.
         started_handle = await start_tandem(client, mentee(s1), settings)
         final = await started_handle.result()
+        await t.settle()
+        assert t.refusals == []
         assert started_handle.first_execution_run_id is not None
         await record_histories(
             client, started_handle.id, started_handle.first_execution_run_id, "full-medical"

@@ -27,7 +27,7 @@ from tandem.messages import MailRequest
 from tandem.models import Language, Role, TandemStatus
 from tandem.settings import Settings
 from tests.reply_support import settle
-from tests.support import Tandem, events, history_text, mentor, run_tandem, uid
+from tests.support import Tandem, events, eventually, history_text, mentor, run_tandem, uid
 from tests.test_reply_imap import ImapTestServer, imap_server, imap_settings
 
 SAY = {
@@ -81,7 +81,13 @@ async def run_with_replies(
     mentor_language = "en" if mentee_language == "de" else "de"
     s, m = uid("S"), uid("M")
     policy = RetryPolicy(first_delay=0.1, max_delay=1.0, poll=0.5)
-    answerer = TemporalAnswerer(ts_env.client, timeout=30)
+    accepted = 0
+
+    def count_accepted() -> None:
+        nonlocal accepted
+        accepted += 1
+
+    answerer = TemporalAnswerer(ts_env.client, timeout=30, on_accepted=count_accepted)
     nudges = 0
     replies = 0
 
@@ -89,8 +95,10 @@ async def run_with_replies(
         settings, db, answerer, SmtpSender(settings), policy=policy, port=0
     ) as gateway:
 
-        async def reply(mail: MailRequest, say: str, *, wait: bool = True) -> None:
-            """Reply by mail; ``wait``: until the gateway decided every reply so far."""
+        async def reply(mail: MailRequest, say: str) -> None:
+            """Reply by mail, and wait until the workflow accepted the answer: the mail being
+            sent belongs to a transition that holds the workflow's lock, so the answer itself
+            is taken once that transition is done (before the clock moves on)."""
             nonlocal replies
             original = await sent(db, sink, mail)
             language = mentee_language if mail.to is Role.MENTEE else mentor_language
@@ -101,9 +109,7 @@ async def run_with_replies(
             else:
                 await mailbox.append(answer.as_bytes())
             replies += 1
-            if wait:
-                decided = await settle(db, replies, timeout=90)
-                assert {v["verdict"] for v in decided} == {"accepted"}, [dict(v) for v in decided]
+            await eventually(lambda: _value(accepted), lambda n: n >= replies, timeout=90)
 
         async def people(mail: MailRequest, t: Tandem) -> None:
             nonlocal nudges
@@ -113,9 +119,7 @@ async def run_with_replies(
                 nudges += 1
                 await reply(mail, {1: "met", 2: "shadowing"}.get(nudges, "stop"))
             elif mail.template == "shadowing_request":
-                # Sent while the mentee's own reply is still being taken (this mail is part
-                # of it): waiting here would wait for ourselves. The next reply waits for it.
-                await reply(mail, "shadowing_request", wait=False)
+                await reply(mail, "shadowing_request")
             elif mail.template == "phase_check":
                 await reply(mail, "phase_check")
 
@@ -129,6 +133,8 @@ async def run_with_replies(
             language=Language(mentee_language),
             expected_phase_end=date.today() + timedelta(days=200),  # a phase check comes
         )
+        decided = await settle(db, replies, timeout=90)
+        assert {v["verdict"] for v in decided} == {"accepted"}, [dict(v) for v in decided]
     assert final.status is TandemStatus.ENDED
     assert final.last_contact_at is not None
     # What people wrote, and the mails' subjects, never reach the workflow history.
@@ -155,6 +161,10 @@ async def run_with_replies(
         ]
     assert intents[:2] == ["continue", "continue"]
     assert {"met", "phase_done", "shadowing", "stop"} <= set(intents)
+
+
+async def _value(n: int) -> int:
+    return n
 
 
 async def sent(pool: asyncpg.Pool, sink: MailSink, mail: MailRequest) -> EmailMessage:

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from email.message import EmailMessage
 
@@ -19,9 +19,12 @@ from temporalio.testing import WorkflowEnvironment
 
 from starter.mailsink import MailSink
 from starter.tandem_cmds import enroll_ids, wake_waiting_tandems
+from tandem.lifecycle.effects import Template, mail_key
+from tandem.lifecycle.events import TandemInput
+from tandem.lifecycle.rules import Rules
 from tandem.mail import message_id, token_hash
-from tandem.messages import MailRequest, TandemInput
-from tandem.models import TandemState, TandemStatus
+from tandem.messages import MailRequest
+from tandem.models import Role, TandemState, TandemStatus
 from tandem.programs import load_program
 from tandem.settings import Settings
 from tests.support import (
@@ -31,10 +34,12 @@ from tests.support import (
     mentor,
     put_people,
     query_state,
+    record_histories,
     running_worker,
     wait_status,
 )
 from workflows import search_attributes as sa
+from workflows.client import TandemClient
 from workflows.tandem import TandemWorkflow, workflow_id
 
 
@@ -54,6 +59,14 @@ async def u(ts_env: WorkflowEnvironment) -> AsyncIterator[Callable[[str], str]]:
     for mentee_id in made:
         with contextlib.suppress(RPCError):
             await ts_env.client.get_workflow_handle(workflow_id(mentee_id)).terminate("test over")
+
+
+def _sent_rows(db: asyncpg.Pool) -> Callable[[], Awaitable[int]]:
+    async def count() -> int:
+        async with db.acquire() as conn:
+            return int(await conn.fetchval("SELECT count(*) FROM outbox WHERE sent_at IS NOT NULL"))
+
+    return count
 
 
 async def mails_to(sink: MailSink, address: str) -> list[EmailMessage]:
@@ -88,7 +101,7 @@ async def test_enrolment_introduces_both_with_the_required_headers(
     assert to_mentor["Subject"].startswith("Ihr Mentoring-Tandem")
     assert s.email in to_mentor.get_content()
     for mail, role in ((to_mentee, "mentee"), (to_mentor, "mentor")):
-        key = f"{S1}/r0/introduction_{role}/{role}"
+        key = mail_key(S1, 1, 2, Template(f"introduction_{role}"), Role(role))
         assert mail["Auto-Submitted"] == "auto-generated"
         local, _, domain = mail["Reply-To"].partition("@")
         assert domain == settings.reply_domain
@@ -184,8 +197,15 @@ async def test_waiting_tandem_is_matched_when_a_mentor_is_imported(
         await put_people(db, [mentor(M9)])
         assert await wake_waiting_tandems(db_dsn, client) == 1
         state = await wait_status(client, S1, TandemStatus.INTRODUCED)
+        coordinator_mails = [m for m in sink.messages() if m["To"].startswith("mentoring-hausarzt")]
+        tandems = TandemClient(client, settings.task_queue)
+        await tandems.end(S1, "test_over")
+        handle = tandems.handle(S1)
+        await handle.result()
+        first_run = (await handle.describe()).run_id
+        assert first_run is not None
+        await record_histories(client, handle.id, first_run, "waiting-signal")
     assert state.mentor_id == M9
-    coordinator_mails = [m for m in sink.messages() if m["To"].startswith("mentoring-hausarzt")]
     assert len(coordinator_mails) == 1
 
 
@@ -199,10 +219,10 @@ async def test_waiting_tandem_retries_on_its_schedule_without_a_signal(
     """The programme's retry period (a day in production) runs here as two real seconds."""
     S1, M9 = u("S-1"), u("M-9")
     await put_people(db, [], [mentee(S1)])
-    rules = load_program(settings.programs_dir, "stipendium-hausarzt").model_copy(
+    rules = Rules.of(load_program(settings.programs_dir, "stipendium-hausarzt")).model_copy(
         update={"waiting_retry_every": timedelta(seconds=2)}
     )
-    state = TandemState(mentee_id=S1, program=rules.id, phase="study", cadence_days=91)
+    state = TandemState(mentee_id=S1, program=rules.program, phase="study", cadence_days=91)
     client = ts_env.client
     async with running_worker(client, settings, db):
         await client.start_workflow(
@@ -277,7 +297,8 @@ async def test_mail_activity_retried_after_smtp_accepted_sends_once(
     async with running_worker(client, settings, db, after_accept=fail_once):
         await enroll_ids(client, db_dsn, [S1], settings)
         await wait_status(client, S1, TandemStatus.INTRODUCED, timeout=60)
-    assert len(failures) == 2, "both introduction activities failed once after sending"
+        await eventually(_sent_rows(db), lambda n: n == 2, timeout=60)
+    assert len(failures) == 2, "each introduction failed once after sending"
     ids = [m["Message-ID"] for m in sink.messages()]
     assert len(ids) == 2 and len(set(ids)) == 2
     async with db.acquire() as conn:

@@ -43,20 +43,21 @@ def initial(state: TandemState) -> TypedSearchAttributes:
 
 
 def updates(state: TandemState, current: TypedSearchAttributes) -> list[SearchAttributeUpdate[Any]]:
-    """Bring the attributes in line with ``state``; optional ones are unset only if present."""
-    result: list[SearchAttributeUpdate[Any]] = [
-        TANDEM_STATUS.value_set(state.status.value),
-        TANDEM_PHASE.value_set(state.phase),
-        TANDEM_PROGRAM.value_set(state.program),
-    ]
-    optional: list[tuple[SearchAttributeKey[Any], str | datetime | None]] = [
+    """Only the attributes that differ from ``state``: each upsert is kept in history."""
+    wanted: list[tuple[SearchAttributeKey[Any], str | datetime | None]] = [
+        (TANDEM_STATUS, state.status.value),
+        (TANDEM_PHASE, state.phase),
+        (TANDEM_PROGRAM, state.program),
         (MENTOR_ID, state.mentor_id),
         (NEXT_NUDGE_AT, state.next_nudge_at),
         (LAST_CONTACT_AT, state.last_contact_at),
     ]
-    for key, value in optional:
-        if value is not None:
+    result: list[SearchAttributeUpdate[Any]] = []
+    for key, value in wanted:
+        have = current.get(key)
+        if value is None:
+            if have is not None:
+                result.append(key.value_unset())
+        elif have != value:
             result.append(key.value_set(value))
-        elif current.get(key) is not None:
-            result.append(key.value_unset())
     return result

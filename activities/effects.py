@@ -1,0 +1,57 @@
+"""Carry out one transition's effects, in order: seats, reply tokens, mails, the event log.
+
+Each effect is idempotent on its own (seat rows, the outbox's idempotency key, event keys), so
+a retried activity changes nothing that was done already.
+"""
+
+from __future__ import annotations
+
+import asyncpg
+from temporalio import activity
+
+from activities.events import record_event
+from activities.mail import Outbox
+from tandem.lifecycle.effects import (
+    EffectBatch,
+    RecordEvent,
+    ReleaseSeat,
+    RevokeTokens,
+    SendMail,
+)
+
+
+class EffectActivities:
+    def __init__(self, pool: asyncpg.Pool, outbox: Outbox) -> None:
+        self._pool = pool
+        self._outbox = outbox
+
+    @activity.defn
+    async def carry_out(self, batch: EffectBatch) -> None:
+        for effect in batch.effects:
+            if isinstance(effect, SendMail):
+                await self._outbox.send(batch.mail_request(effect))
+            elif isinstance(effect, ReleaseSeat):
+                await self._pool.execute(
+                    "DELETE FROM seats WHERE mentee_id = $1 AND mentor_id = $2",
+                    effect.mentee_id,
+                    effect.mentor_id,
+                )
+            elif isinstance(effect, RevokeTokens):
+                await self._revoke(effect)
+            elif isinstance(effect, RecordEvent):
+                async with self._pool.acquire() as conn:
+                    for event in batch.status_events(effect):
+                        await record_event(conn, event)
+
+    async def _revoke(self, effect: RevokeTokens) -> None:
+        await self._pool.execute(
+            """
+            UPDATE reply_tokens SET revoked_at = now()
+            WHERE mentee_id = $1 AND revoked_at IS NULL
+              AND ($2::text IS NULL OR person_id = $2)
+              AND (cardinality($3::text[]) = 0 OR request_id = ANY ($3::text[]))
+            """,
+            effect.mentee_id,
+            effect.person_id,
+            effect.request_ids,
+        )

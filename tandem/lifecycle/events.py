@@ -1,0 +1,84 @@
+"""What drives the lifecycle: time, the matching's result, answers and the office's commands."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from tandem.answers import Answer
+from tandem.lifecycle.rules import Rules
+from tandem.models import TandemState
+
+
+class TandemInput(BaseModel):
+    """Start (and continue-as-new) input of ``TandemWorkflow``: the lifecycle's rules and the
+    state so far. Only ids, status and durations."""
+
+    rules: Rules
+    state: TandemState
+
+
+class Enrolled(BaseModel):
+    """The first run of a tandem starts."""
+
+
+class Tick(BaseModel):
+    """Time passed: fire the earliest item that is due (see ``due.py``)."""
+
+
+class MatchFound(BaseModel):
+    """The result of a ``FindMentor`` effect (``mentor_id`` None: no mentor free)."""
+
+    mentor_id: str | None = None
+    score: float | None = None
+    reasons: list[str] = Field(default_factory=list)
+
+
+class MentorsChanged(BaseModel):
+    """An import added mentors or seats: a waiting tandem looks again at once."""
+
+
+class AnswerGiven(BaseModel):
+    answer: Answer
+
+
+class AdvancePhase(BaseModel):
+    phase: str
+
+
+class PauseTandem(BaseModel):
+    until: datetime | None = None
+
+
+class ResumeTandem(BaseModel):
+    pass
+
+
+class EndTandem(BaseModel):
+    reason: str
+
+
+class Rematch(BaseModel):
+    #: When given: refused unless the tandem has been rematched exactly this often (so a
+    #: retried command does not rematch twice).
+    expected_rematches: int | None = None
+
+
+class ChangeCadence(BaseModel):
+    days: float
+
+
+Event = (
+    Enrolled
+    | Tick
+    | MatchFound
+    | MentorsChanged
+    | AnswerGiven
+    | AdvancePhase
+    | PauseTandem
+    | ResumeTandem
+    | EndTandem
+    | Rematch
+    | ChangeCadence
+)
