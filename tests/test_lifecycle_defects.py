@@ -111,6 +111,7 @@ async def test_a_replaced_mentor_cannot_act_on_the_new_pair(
 ) -> None:
     s, near, far = uid("S"), uid("M-near"), uid("M-far")
     old_mentor_mail: list[MailRequest] = []
+    live_decision_tokens: list[int] = []
 
     async def script(mail: MailRequest, t: Tandem) -> None:
         if mail.template == "decision_request":
@@ -121,6 +122,14 @@ async def test_a_replaced_mentor_cannot_act_on_the_new_pair(
         elif mail.template == "decision_declined" and mail.to is MENTOR:
             old_mentor_mail.append(mail)
         elif mail.template == "tandem_confirmed" and mail.to is MENTOR:
+            async with db.acquire() as conn:  # the decision is closed: so are its tokens
+                live_decision_tokens.append(
+                    await conn.fetchval(
+                        "SELECT count(*) FROM reply_tokens WHERE mentee_id = $1"
+                        " AND request_id LIKE 'decision:%' AND revoked_at IS NULL",
+                        s,
+                    )
+                )
             # The replaced mentor answers the "will not continue" mail, and an old request.
             info = request_id(RequestKind.INFO, old_mentor_mail[0].idempotency_key)
             for intent in (Intent.STOP, Intent.HELP, Intent.MET):
@@ -147,6 +156,7 @@ async def test_a_replaced_mentor_cannot_act_on_the_new_pair(
             "SELECT count(*) FROM reply_tokens WHERE person_id = $1 AND revoked_at IS NULL", near
         )
     assert live == 0, "the replaced mentor's reply tokens are revoked"
+    assert live_decision_tokens == [0]
 
 
 # 3 -------------------------------------------------------------------------------------------

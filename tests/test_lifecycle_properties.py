@@ -27,6 +27,7 @@ from tandem.lifecycle import (
     ReleaseSeat,
     Rematch,
     ResumeTandem,
+    RevokeTokens,
     Rules,
     SendMail,
     Tick,
@@ -87,6 +88,11 @@ class Lifecycle(RuleBasedStateMachine):
         if before.status in FINAL_STATUSES:
             assert t.state.status is before.status, "a final status is never left"
         self.state = t.state
+        closed = set(before.requests) - set(t.state.requests)
+        revokes = [e for e in t.effects if isinstance(e, RevokeTokens)]
+        if not any(e.person_id is None and not e.request_ids for e in revokes):
+            named = {rid for e in revokes for rid in e.request_ids}
+            assert closed <= named, "a closed request's reply tokens stop working"
         for effect in t.effects:
             if isinstance(effect, SendMail):
                 assert t.tandem is not None

@@ -157,6 +157,11 @@ class _Step:
         s.requests[rid] = request
         return request
 
+    def close_request(self, rid: str) -> None:
+        """The question is answered or stale: its reply tokens stop working too."""
+        if self.s.requests.pop(rid, None) is not None:
+            self.effects.append(RevokeTokens(mentee_id=self.s.mentee_id, request_ids=[rid]))
+
     def finish(self) -> Transition:
         s = self.s
         if not self.kinds:
@@ -339,7 +344,7 @@ class _Step:
 
     def activate(self) -> None:
         s = self.s
-        s.requests.pop(decision_id(s), None)
+        self.close_request(decision_id(s))
         s.active_since = self.now
         if s.phase_started_at is None:
             s.phase_started_at = self.now
@@ -385,7 +390,8 @@ class _Step:
         s.active_since = None
         s.next_nudge_at = None
         s.snoozed_until.clear()
-        s.requests.clear()
+        for rid in list(s.requests):
+            self.close_request(rid)
 
     # -- the active tandem ----------------------------------------------------------------
 
@@ -401,7 +407,7 @@ class _Step:
         s.next_nudge_at = now + self.cadence()
         nudge = request_id(RequestKind.NUDGE, s.nudges_sent)
         self.open_request(nudge, list(PEOPLE))
-        s.requests.pop(request_id(RequestKind.NUDGE, s.nudges_sent - 2), None)
+        self.close_request(request_id(RequestKind.NUDGE, s.nudges_sent - 2))
         for role in PEOPLE:
             snoozed = s.snoozed_until.get(role)
             if snoozed is not None and snoozed > now:
@@ -453,7 +459,7 @@ class _Step:
 
     def change_phase(self, phase: str, kind: str) -> None:
         s = self.s
-        s.requests.pop(phase_check_id(s), None)
+        self.close_request(phase_check_id(s))
         s.phase = phase
         s.phase_started_at = self.now
         s.expected_phase_end = None
@@ -552,7 +558,7 @@ class _Step:
         kind = request_kind(rid)
         s.answer_ids = [*s.answer_ids, answer.answer_id][-KEEP_ANSWER_IDS:]
         if kind is RequestKind.SHADOWING:
-            s.requests.pop(rid, None)
+            self.close_request(rid)
             accepted = "yes" if intent is Intent.CONTINUE else "no"
             self.mail(Template.SHADOWING_ANSWER, Role.MENTEE, facts={"accepted": accepted})
             self.record(f"shadowing_{accepted}")
