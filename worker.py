@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from datetime import timedelta
 
 import structlog
 from temporalio.client import Client
@@ -19,6 +20,7 @@ from tandem.settings import Settings
 from workflows.tandem import TandemWorkflow
 
 log = structlog.get_logger(__name__)
+GRACEFUL_SHUTDOWN = timedelta(seconds=20)
 
 
 def workflow_runner() -> SandboxedWorkflowRunner:
@@ -44,6 +46,8 @@ def build_worker(
         task_queue=task_queue or settings.task_queue,
         workflows=[TandemWorkflow],
         workflow_runner=workflow_runner(),
+        # On shutdown (a deploy, Ctrl-C) the running transition's effects finish first.
+        graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
         activities=[
             matching.find_mentor,
             effects.carry_out,

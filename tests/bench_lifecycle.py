@@ -14,27 +14,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import tempfile
 import uuid
 from datetime import timedelta
-from pathlib import Path
 
 import asyncpg
-from pydantic import SecretStr
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from activities.db import migrate
-from starter.mailsink import MailSink
-from starter.postgres import embedded_postgres
 from starter.tandem_cmds import start_tandem
 from tandem.answers import Answer, Intent
 from tandem.models import Role, TandemState
 from tandem.settings import Settings
-from tests.conftest import register_search_attributes
-from tests.support import BIN, eventually, mentee, mentor, put_people, running_worker
+from tests.bench_support import bench_stack
+from tests.support import eventually, mentee, mentor, put_people, running_worker
 
 YEAR = timedelta(days=365)
 BY_TYPE = False
@@ -112,34 +105,11 @@ async def one_tandem(env: WorkflowEnvironment, settings: Settings, pool: asyncpg
 
 
 async def bench(tandems: int) -> None:
-    home = Path(tempfile.mkdtemp(prefix="tandem-bench-"))
-    with embedded_postgres(home / "pg", delete=True) as dsn:
-        pool = await asyncpg.create_pool(dsn, min_size=2, max_size=10)
-        assert pool is not None
-        async with pool.acquire() as conn:
-            await migrate(conn)
-        sink = MailSink(home / "mail", port=0)
-        await sink.start()
-        env = await WorkflowEnvironment.start_time_skipping(
-            data_converter=pydantic_data_converter,
-            test_server_existing_path=str(BIN / "temporal-test-server"),
-        )
-        await register_search_attributes(env.client)
-        settings = Settings(
-            home=home,
-            smtp_port=sink.port,
-            task_queue=f"bench-{uuid.uuid4().hex[:6]}",
-            reply_token_secret=SecretStr("bench"),
-        )
-        try:
-            results = []
-            async with running_worker(env.client, settings, pool):
-                for _ in range(tandems):
-                    results.append(await one_tandem(env, settings, pool))
-        finally:
-            await env.shutdown()
-            await sink.stop()
-            await pool.close()
+    async with bench_stack(time_skipping=True) as stack:
+        results = []
+        async with running_worker(stack.env.client, stack.settings, stack.pool):
+            for _ in range(tandems):
+                results.append(await one_tandem(stack.env, stack.settings, stack.pool))
     for label, index in (("year 1 (match, decision)", 0), ("per steady year", 1)):
         keys = results[0][index].keys()
         figures = {k: statistics.median(r[index][k] for r in results) for k in keys}

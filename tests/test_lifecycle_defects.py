@@ -8,16 +8,20 @@ going out."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from datetime import date, datetime, timedelta
+from typing import Any
 
 import asyncpg
+from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from starter.mailsink import MailSink
 from starter.tandem_cmds import enroll_ids
 from tandem.answers import AnswerDetails, Intent, RequestKind, request_id
 from tandem.messages import AdvanceRequest, CadenceRequest, EndRequest, MailRequest
-from tandem.models import Role, TandemStatus
+from tandem.models import Role, TandemState, TandemStatus
 from tandem.settings import Settings
 from tests.support import (
     Tandem,
@@ -46,6 +50,19 @@ def mentee_address(mentee_id: str) -> str:
 
 async def end(t: Tandem) -> None:
     await t.update(TandemWorkflow.end, EndRequest(reason="test_over"))
+
+
+@contextlib.asynccontextmanager
+async def waiting_tandem(
+    env: WorkflowEnvironment, db: asyncpg.Pool, settings: Settings, mentee_id: str
+) -> AsyncIterator[tuple[TandemClient, WorkflowHandle[Any, TandemState]]]:
+    """A tandem of a mentee for whom no mentor is on file, with the worker running."""
+    await put_people(db, [], [mentee(mentee_id)])
+    async with running_worker(env.client, settings, db):
+        tandems = TandemClient(env.client, settings.task_queue)
+        handle = await tandems.start(mentee(mentee_id), _program(settings))
+        await wait_status(env.client, mentee_id, TandemStatus.WAITING_FOR_MENTOR)
+        yield tandems, handle
 
 
 async def seats(db: asyncpg.Pool) -> int:
@@ -166,12 +183,7 @@ async def test_advance_on_a_tandem_without_a_mentor_returns_and_mails_only_the_m
     ts_env: WorkflowEnvironment, db: asyncpg.Pool, sink: MailSink, settings: Settings
 ) -> None:
     s = uid("S")
-    await put_people(db, [], [mentee(s)])
-    client = ts_env.client
-    async with running_worker(client, settings, db):
-        tandems = TandemClient(client, settings.task_queue)
-        handle = await tandems.start(mentee(s), _program(settings))
-        await wait_status(client, s, TandemStatus.WAITING_FOR_MENTOR)
+    async with waiting_tandem(ts_env, db, settings, s) as (tandems, handle):
         result = await asyncio.wait_for(tandems.advance(s, "residency"), timeout=30)
         assert result.status is TandemStatus.WAITING_FOR_MENTOR
         moved = await tandems.state(s)
@@ -339,12 +351,7 @@ async def test_ending_a_tandem_that_waits_for_a_mentor_tells_the_mentee(
     ts_env: WorkflowEnvironment, db: asyncpg.Pool, sink: MailSink, settings: Settings
 ) -> None:
     s = uid("S")
-    await put_people(db, [], [mentee(s)])
-    client = ts_env.client
-    async with running_worker(client, settings, db):
-        tandems = TandemClient(client, settings.task_queue)
-        handle = await tandems.start(mentee(s), _program(settings))
-        await wait_status(client, s, TandemStatus.WAITING_FOR_MENTOR)
+    async with waiting_tandem(ts_env, db, settings, s) as (tandems, handle):
         await tandems.end(s, "moved_away")
         final = await asyncio.wait_for(handle.result(), timeout=30)
     assert final.status is TandemStatus.ENDED

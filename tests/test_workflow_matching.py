@@ -61,6 +61,15 @@ async def u(ts_env: WorkflowEnvironment) -> AsyncIterator[Callable[[str], str]]:
             await ts_env.client.get_workflow_handle(workflow_id(mentee_id)).terminate("test over")
 
 
+def _projected(db: asyncpg.Pool, mentee_id: str) -> Callable[[], Awaitable[str | None]]:
+    async def status() -> str | None:
+        async with db.acquire() as conn:
+            found = await conn.fetchval("SELECT status FROM tandems WHERE mentee_id=$1", mentee_id)
+        return None if found is None else str(found)
+
+    return status
+
+
 def _sent_rows(db: asyncpg.Pool) -> Callable[[], Awaitable[int]]:
     async def count() -> int:
         async with db.acquire() as conn:
@@ -89,6 +98,8 @@ async def test_enrolment_introduces_both_with_the_required_headers(
         [outcome] = await enroll_ids(client, db_dsn, [S1], settings)
         assert outcome.started
         state = await wait_status(client, S1, TandemStatus.INTRODUCED)
+        # The state moves first; the transition's mails and event row follow in one activity.
+        await eventually(_projected(db, S1), lambda status: status == "introduced")
 
     assert state.mentor_id == M1
     assert state.program == "stipendium-hausarzt" and state.phase == "study"
