@@ -194,8 +194,11 @@ class Tandem:
         )
         await self.update(TandemWorkflow.answer, given, update_id=f"answer-{given.answer_id}")
 
-    async def update(self, update: Any, arg: Any = None, *, update_id: str | None = None) -> None:
-        """Send an update and wait until it is accepted; a validator's refusal is recorded."""
+    async def update(
+        self, update: Any, arg: Any = None, *, update_id: str | None = None
+    ) -> asyncio.Task[None] | None:
+        """Send an update and wait until it is accepted; a validator's refusal is recorded.
+        Returns the task that waits for its result (``None`` if refused at once)."""
         try:
             handle: WorkflowUpdateHandle[Any] = await self.handle.start_update(
                 update,
@@ -205,8 +208,10 @@ class Tandem:
             )
         except WorkflowUpdateFailedError as err:
             self.refusals.append(str(getattr(err.cause, "message", err.cause)))
-            return
-        self._pending.append(asyncio.create_task(self._result(handle)))
+            return None
+        task = asyncio.create_task(self._result(handle))
+        self._pending.append(task)
+        return task
 
     async def _result(self, handle: WorkflowUpdateHandle[Any]) -> None:
         try:

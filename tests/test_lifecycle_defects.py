@@ -78,6 +78,7 @@ async def test_end_while_the_decline_mails_go_out_stays_ended(
 ) -> None:
     s, near, far = uid("S"), uid("M-near"), uid("M-far")
     introduced_to: list[str | None] = []
+    ended_meanwhile: list[bool] = []
 
     async def script(mail: MailRequest, t: Tandem) -> None:
         if mail.template == "introduction_mentor":
@@ -87,7 +88,12 @@ async def test_end_while_the_decline_mails_go_out_stays_ended(
         elif mail.template == "decision_request" and mail.to is MENTOR:
             await t.answer(MENTOR, Intent.DECLINE, mail.request_id)
         elif mail.template == "decision_declined" and mail.to is MENTEE:
-            await end(t)  # the office ends it while the decline is still being carried out
+            # The office ends it while the decline is still being carried out: the end must
+            # wait for the decline's transition (today it ran at once, and was then undone).
+            ending = await t.update(TandemWorkflow.end, EndRequest(reason="test_over"))
+            assert ending is not None
+            done, _ = await asyncio.wait({ending}, timeout=3)
+            ended_meanwhile.append(bool(done))
 
     final, _ = await run_tandem(
         ts_env,
@@ -98,6 +104,7 @@ async def test_end_while_the_decline_mails_go_out_stays_ended(
         mentee_id=s,
     )
     assert final.status is TandemStatus.ENDED
+    assert ended_meanwhile == [False], "one transition at a time"
     assert introduced_to == [near]
     assert (await events(db, s))[-1] == "ended_by_office"
     assert await seats(db) == 0
