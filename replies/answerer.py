@@ -25,7 +25,7 @@ class TemporalAnswerer:
         timeout: float = 30.0,
         on_accepted: Callable[[], None] | None = None,
     ) -> None:
-        self._tandems = TandemClient(client, task_queue="")  # updates only: no queue needed
+        self._tandems = TandemClient(client)  # updates only
         self._timeout = timeout
         #: Runs when the workflow accepted an answer (tests wait for it, not for the result).
         self._on_accepted = on_accepted

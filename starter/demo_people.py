@@ -91,5 +91,5 @@ class DemoPeople:
             intent=intent,
             answer_id=hashlib.sha256(str(mail["Message-ID"]).encode()).hexdigest(),
         )
-        await TandemClient(self._client, "").answer(row["mentee_id"], answer)
+        await TandemClient(self._client).answer(row["mentee_id"], answer)
         log.info("demo_answered", mentee_id=row["mentee_id"], role=role.value, intent=intent.value)

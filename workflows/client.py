@@ -86,7 +86,8 @@ def initial_state(mentee: Mentee, rules: Rules, enrolment: int = 1) -> TandemSta
 
 
 class TandemClient:
-    def __init__(self, client: Client, task_queue: str) -> None:
+    def __init__(self, client: Client, task_queue: str | None = None) -> None:
+        """``task_queue`` is needed to start tandems only; updates and queries go by id."""
         self.client = client
         self.task_queue = task_queue
 
@@ -100,6 +101,8 @@ class TandemClient:
     ) -> WorkflowHandle[TandemWorkflow, TandemState]:
         """Start the mentee's tandem; ``WorkflowAlreadyStartedError`` if one runs (or, for
         the first enrolment, ever ran: a closed one is started again by ``enrol``)."""
+        if self.task_queue is None:
+            raise ValueError("a TandemClient without a task queue cannot start tandems")
         rules = Rules.of(program)
         state = initial_state(mentee, rules, enrolment)
         policy = (

@@ -38,7 +38,6 @@ with workflow.unsafe.imports_passed_through():
         Tick,
         Transition,
         decide,
-        due_items,
         next_deadline,
     )
     from tandem.lifecycle.effects import EffectBatch, TandemRef
@@ -113,8 +112,8 @@ class TandemWorkflow:
     async def _fire_due(self) -> None:
         async with self._lock:
             for _ in range(MAX_FIRINGS):
-                items = due_items(self._state, self._rules)
-                if not items or items[0].at > workflow.now():
+                deadline = next_deadline(self._state, self._rules)
+                if deadline is None or deadline > workflow.now():
                     return
                 await self._apply(Tick())
 
@@ -148,7 +147,7 @@ class TandemWorkflow:
         if before in FINAL_STATUSES:
             assert transition.state.status is before, "a final status is never left"
         self._state = transition.state
-        if transition.effects or not transition.duplicate:
+        if not transition.duplicate:
             self._show()
         await self._carry_out(transition.effects, transition.tandem)
         return transition
@@ -177,16 +176,7 @@ class TandemWorkflow:
     async def _run_batch(self, effects: list[Effect], tandem: TandemRef | None) -> None:
         if not effects:
             return
-        if tandem is None:  # seats only (a match for a tandem that ended meanwhile)
-            s = self._state
-            tandem = TandemRef(
-                mentee_id=s.mentee_id,
-                enrolment=s.enrolment,
-                seq=s.event_seq,
-                at=workflow.now(),
-                program=s.program,
-                phase=s.phase,
-            )
+        assert tandem is not None, "the core names the tandem of every effect"
         batch = EffectBatch(tandem=tandem, effects=effects)
         await workflow.execute_activity_method(
             EffectActivities.carry_out,

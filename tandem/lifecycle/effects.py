@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field
 
 from tandem.messages import MailRequest, MatchRequest, StatusEvent
-from tandem.models import Role, TandemStatus
+from tandem.models import Role, TandemState, TandemStatus
 
 
 class Template(StrEnum):
@@ -116,6 +116,26 @@ class TandemRef(BaseModel):
     program: str
     phase: str
     mentor_id: str | None = None
+
+    @classmethod
+    def of(
+        cls,
+        state: TandemState,
+        at: datetime,
+        seq: int,
+        written_as: tuple[str, str | None] | None = None,
+    ) -> TandemRef:
+        """The tandem at ``at``; ``written_as``: (phase, mentor) its mails were written for."""
+        phase, mentor = written_as or (state.phase, state.mentor_id)
+        return cls(
+            mentee_id=state.mentee_id,
+            enrolment=state.enrolment,
+            seq=seq,
+            at=at,
+            program=state.program,
+            phase=phase,
+            mentor_id=mentor,
+        )
 
 
 class EffectBatch(BaseModel):

@@ -71,7 +71,7 @@ class Transition:
     message: str = ""
     #: The answer was taken before: nothing changed.
     duplicate: bool = False
-    #: Who the effects are about (``None`` when there are none that need it).
+    #: Who the effects are about (``None`` only when there are no effects).
     tandem: TandemRef | None = None
 
 
@@ -83,7 +83,7 @@ def decide(state: TandemState, rules: Rules, now: datetime, event: Event) -> Tra
         if isinstance(event, MatchFound) and event.mentor_id is not None:
             # A seat taken for a tandem that ended meanwhile goes back at once.
             seat = ReleaseSeat(mentee_id=state.mentee_id, mentor_id=event.mentor_id)
-            return Transition(state, [seat])
+            return Transition(state, [seat], tandem=TandemRef.of(state, now, state.event_seq))
         if isinstance(event, Tick | MentorsChanged | MatchFound | Enrolled):
             return Transition(state)
         raise Refused(f"the tandem is {state.status.value}")
@@ -166,7 +166,8 @@ class _Step:
         s = self.s
         if not self.kinds:
             assert self._written_as is None, "a mail needs an event"
-            return Transition(s, self.effects, self.message)
+            ref = TandemRef.of(s, self.now, s.event_seq) if self.effects else None
+            return Transition(s, self.effects, self.message, tandem=ref)
         s.updated_at = self.now
         s.event_seq = self.seq + len(self.kinds) - 1
         self.effects.append(
@@ -180,16 +181,7 @@ class _Step:
                 rematches=s.rematches,
             )
         )
-        phase, mentor = self._written_as or (s.phase, s.mentor_id)
-        ref = TandemRef(
-            mentee_id=s.mentee_id,
-            enrolment=s.enrolment,
-            seq=self.seq,
-            at=self.now,
-            program=s.program,
-            phase=phase,
-            mentor_id=mentor,
-        )
+        ref = TandemRef.of(s, self.now, self.seq, self._written_as)
         return Transition(s, self.effects, self.message, tandem=ref)
 
     # -- dispatch -------------------------------------------------------------------------
