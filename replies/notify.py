@@ -21,9 +21,9 @@ import asyncpg
 import structlog
 
 from replies.pipeline import Person, ReplyContext
-from tandem.answers import Answer, RequestKind
+from tandem.answers import Answer, Intent, RequestKind
 from tandem.mail import message_id, message_ids, render
-from tandem.reply_grammar import Reading, allowed_intents
+from tandem.reply_grammar import CONFIRM_WORDS, Reading, allowed_intents
 from tandem.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -85,6 +85,20 @@ class MailNotifier:
         mail = render("reply_help", to.language.value, context)
         token = ctx.token if allowed else None
         message = self._message(to.email, mail.subject, mail.body, ctx, "help", token)
+        await self._once_a_day(to.email, ctx, message)
+
+    async def ask_to_confirm(
+        self, to: Person, ctx: ReplyContext, kind: RequestKind, intent: Intent
+    ) -> None:
+        language = to.language.value
+        context: dict[str, Any] = {
+            "recipient": to,
+            "kind": kind.value,
+            "intent": intent.value,
+            "phrase": CONFIRM_WORDS[intent][language if language in ("de", "en") else "de"],
+        }
+        mail = render("reply_confirm_question", language, context)
+        message = self._message(to.email, mail.subject, mail.body, ctx, "question", ctx.token)
         await self._once_a_day(to.email, ctx, message)
 
     async def neutral_help(self, to_address: str, ctx: ReplyContext) -> None:

@@ -37,12 +37,12 @@ from typing import Protocol
 
 import structlog
 
+from replies.reading import Action, UnreadableMail, read_message
 from replies.screening import header, why_automatic
-from replies.text import UndecodableBody, body_text, reply_text
-from tandem.answers import Answer, AnswerResult, RequestKind, request_kind
+from tandem.answers import Answer, AnswerResult, Intent, RequestKind, request_kind
 from tandem.mail import message_ids, token_from_address, token_from_message_id, token_hash
 from tandem.models import Language, Role
-from tandem.reply_grammar import Reading, read_reply
+from tandem.reply_grammar import Reading
 
 log = structlog.get_logger(__name__)
 
@@ -168,6 +168,11 @@ class Notifier(Protocol):
     async def help(
         self, to: Person, ctx: ReplyContext, kind: RequestKind, reading: Reading | None
     ) -> None: ...
+
+    async def ask_to_confirm(
+        self, to: Person, ctx: ReplyContext, kind: RequestKind, intent: Intent
+    ) -> None:
+        """A destructive answer not said plainly: ask "you want to end? reply 'Ja, beenden'"."""
 
     async def neutral_help(self, to_address: str, ctx: ReplyContext) -> None: ...
 
@@ -324,14 +329,28 @@ class Pipeline:
             return Verdict(VerdictKind.REFUSED, "no_request", mid_hash, **ids)
 
         # 4. the text, read once, never kept
-        reading = _read(msg, kind, mail.received_at)
-        if reading.intent is None:
-            await self.notifier.help(person, ctx, kind, reading)
+        try:
+            reading = read_message(msg, kind, mail.received_at)
+        except UnreadableMail as err:
+            raise _Malformed(str(err)) from None
+        if reading.action is Action.REFUSE or reading.intent is None:
+            await self.notifier.help(
+                person, ctx, kind, Reading(None, problem="not_understood", found=reading.found)
+            )
             return Verdict(
                 VerdictKind.REFUSED,
-                reading.problem or "not_understood",
+                reading.reason,
                 mid_hash,
                 intent=reading.found.value if reading.found else None,
+                **ids,
+            )
+        if reading.action is Action.CONFIRM:  # destructive, not said plainly: ask back
+            await self.notifier.ask_to_confirm(person, ctx, kind, reading.intent)
+            return Verdict(
+                VerdictKind.REFUSED,
+                "needs_confirmation",
+                mid_hash,
+                intent=reading.intent.value,
                 **ids,
             )
 
@@ -403,17 +422,6 @@ class Pipeline:
             if authserv and authserv[0].lower() == trusted.lower():
                 return "dmarc=fail" in text.lower().replace(" ", "")
         return False
-
-
-def _read(msg: EmailMessage, kind: RequestKind, received_at: datetime) -> Reading:
-    """The answer in the mail's text. Pure and deterministic: what fails here would fail
-    again, so it quarantines instead of retrying."""
-    try:
-        return read_reply(reply_text(body_text(msg)), kind, today=received_at.date())
-    except UndecodableBody:
-        raise _Malformed("undecodable_body") from None
-    except Exception as err:
-        raise _Malformed(f"unreadable:{type(err).__name__}") from None
 
 
 def answer_id_for(message_id: str) -> str:

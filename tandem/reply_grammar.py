@@ -45,6 +45,9 @@ class Reading:
     problem: Problem | None = None
     #: What was read when it is not allowed for this request (for the help mail).
     found: Intent | None = None
+    #: A destructive answer (stop, decline, phase_done) not said plainly enough to act on:
+    #: the sender is asked to confirm it instead.
+    unsure: bool = False
 
     @property
     def ok(self) -> bool:
@@ -62,6 +65,16 @@ ANSWER_WORDS: dict[Intent, dict[str, str]] = {
     Intent.STOP: {"de": "Stop", "en": "stop"},
     Intent.SHADOWING: {"de": "Hospitation", "en": "shadowing"},
     Intent.PHASE_DONE: {"de": "neue Phase", "en": "new phase"},
+}
+
+#: Answers that end or redirect a tandem: acted on only when said plainly, else asked back.
+DESTRUCTIVE = frozenset({Intent.STOP, Intent.DECLINE, Intent.PHASE_DONE})
+
+#: What to reply to confirm a destructive answer we asked back about (read as plain).
+CONFIRM_WORDS: dict[Intent, dict[str, str]] = {
+    Intent.STOP: {"de": "Ja, beenden", "en": "Yes, end it"},
+    Intent.DECLINE: {"de": "Ja, ablehnen", "en": "Yes, decline"},
+    Intent.PHASE_DONE: {"de": "Ja, neue Phase", "en": "Yes, new phase"},
 }
 
 #: The order intents are listed in help mails.
@@ -628,7 +641,7 @@ def _is_greeting(normalized: str) -> bool:
     return len(words) <= 6 and any(joined == g or joined.startswith(g + " ") for g in _GREETINGS)
 
 
-def read_reply(text: str, kind: RequestKind, *, today: date) -> Reading:
+def read_reply(text: str, kind: RequestKind, *, today: date, subject: str = "") -> Reading:
     """The answer in ``text`` (the reply with quotes and signature already cut) to a request
     of ``kind``; ``today`` dates "am 3.5." (a past date) and "vor 2 Wochen"."""
     allowed = ALLOWED[kind]

@@ -24,7 +24,7 @@ from replies.pipeline import (
     Verdict,
     own_addresses,
 )
-from tandem.answers import Answer, AnswerResult, RequestKind
+from tandem.answers import Answer, AnswerResult, Intent, RequestKind
 from tandem.mail import build_reply_address, message_id, reply_token, token_hash
 from tandem.models import Language, Role, TandemStatus
 from tandem.reply_grammar import Reading
@@ -124,6 +124,11 @@ class Notifier:
 
     async def help(
         self, to: Person, ctx: ReplyContext, kind: RequestKind, reading: Reading | None
+    ) -> None:
+        assert to in PEOPLE.values()
+
+    async def ask_to_confirm(
+        self, to: Person, ctx: ReplyContext, kind: RequestKind, intent: Intent
     ) -> None:
         assert to in PEOPLE.values()
 
