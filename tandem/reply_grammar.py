@@ -1,22 +1,41 @@
-"""What a reply mail says, read from its first lines, German or English. Pure: no I/O.
+"""What a reply mail says, German or English. Pure and deterministic: no I/O.
 
-People answer with a word or a short sentence ("Ja", "später in 3 Wochen", "we met on
-2026-05-03"). Only the first few unquoted lines count, and only intents the request allows
+People answer with a word or a sentence ("Ja", "später in 3 Wochen", "Weitermachen möchte
+ich nicht", "we haven't met yet"). The text is cut into sentences and clauses; in each
+clause the phrases of ``tandem/reply_words.py`` are found, and a negation ("nicht", "kein",
+"not", "auf keinen Fall") turns the phrase nearest to it. A question echoed before its
+answer ("Weitermachen? Nein.") takes the answer's polarity; questions, conditions ("wenn",
+"if") and narration about others assert nothing. Only intents the request allows
 (``tandem.answers.ALLOWED``) are taken: anything else is refused with a list of what is
-possible, never guessed. When in doubt the reading is *ambiguous*, never a coin flip.
+possible, never guessed. A destructive answer (stop, decline, phase_done) counts as *plain*
+only when nothing but plain words stands beside it; otherwise the reading is ``unsure`` and
+the sender is asked to confirm it.
 """
 
 from __future__ import annotations
 
-import math
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from datetime import date, timedelta
-from enum import StrEnum
+from datetime import date
+from functools import lru_cache
 from typing import Literal
 
 from tandem.answers import ALLOWED, AnswerDetails, Intent, RequestKind
+from tandem.reply_dates import Facts, extract_facts
+from tandem.reply_words import (
+    CLAUSE_BREAKS,
+    CONDITIONS,
+    EMOJI,
+    GREETINGS,
+    HEDGES,
+    NEGATORS,
+    PHRASES,
+    PLAIN,
+    THIRD_PARTY,
+    Category,
+    Weak,
+)
 
 #: The line our request mails start with; a reply is cut there (it is in the quoted original).
 REPLY_MARKER = {
@@ -30,8 +49,9 @@ _MARKER_RE = re.compile(
 )
 
 #: How many content lines (greetings and thanks not counted) are read for an answer.
-MAX_LINES = 3
+MAX_LINES = 15
 _MAX_LINE_CHARS = 300
+_MAX_SUBJECT_CHARS = 200
 
 Problem = Literal["empty", "not_understood", "ambiguous", "not_allowed"]
 
@@ -69,6 +89,15 @@ ANSWER_WORDS: dict[Intent, dict[str, str]] = {
 
 #: Answers that end or redirect a tandem: acted on only when said plainly, else asked back.
 DESTRUCTIVE = frozenset({Intent.STOP, Intent.DECLINE, Intent.PHASE_DONE})
+
+
+def is_destructive(intent: Intent, kind: RequestKind) -> bool:
+    """Whether acting on ``intent`` wrongly would end or redirect a tandem. ("Not possible"
+    to a shadowing request only declines a visit.)"""
+    return intent in DESTRUCTIVE and not (
+        intent is Intent.DECLINE and kind is RequestKind.SHADOWING
+    )
+
 
 #: What to reply to confirm a destructive answer we asked back about (read as plain).
 CONFIRM_WORDS: dict[Intent, dict[str, str]] = {
@@ -134,179 +163,410 @@ def content_lines(text: str) -> list[str]:
     ]
 
 
-# -- vocabulary --------------------------------------------------------------------------------
+# -- the phrase table, compiled ----------------------------------------------------------------
 
 
-class _Weak(StrEnum):
-    """Words whose meaning depends on the question: "ja" to a nudge means "we met"."""
-
-    YES = "yes"
-    NO = "no"
-    NOT_YET = "not_yet"
-
-
-_Category = Intent | _Weak
-
-_PHRASES: dict[tuple[str, ...], _Category] = {}
+@dataclass(frozen=True)
+class _Phrase:
+    words: tuple[str, ...]
+    #: The last word is a stem ("beend*").
+    stem: bool
+    category: Category
 
 
-def _add(category: _Category, *phrases: str) -> None:
-    for phrase in phrases:
-        _PHRASES[tuple(phrase.split())] = category
+def _compile() -> tuple[dict[str, list[_Phrase]], dict[str, Category]]:
+    by_first: dict[str, list[_Phrase]] = {}
+    singles: dict[str, Category] = {}
+    for category, phrases in PHRASES.items():
+        for text in phrases:
+            words = text.split()
+            stem = words[-1].endswith("*")
+            if stem:
+                words[-1] = words[-1][:-1]
+            phrase = _Phrase(tuple(words), stem, category)
+            key = words[0] if len(words) > 1 or not stem else "*"
+            by_first.setdefault(key, []).append(phrase)
+            if len(words) == 1 and not stem and len(words[0]) >= 6:
+                singles[words[0]] = category
+    for candidates in by_first.values():
+        candidates.sort(key=lambda p: -len(p.words))
+    return by_first, singles
 
 
-_add(
-    Intent.CONTINUE,
-    "weiter",
-    "weitermachen",
-    "fortsetzen",
-    "fortfuehren",
-    "weiterfuehren",
-    "continue",
-    "go on",
-    "carry on",
-    "keep going",
+_BY_FIRST, _SINGLES = _compile()
+_STEMS = list(_BY_FIRST.get("*", []))
+
+
+def _word_matches(word: str, pattern: str, stem: bool) -> bool:
+    return word.startswith(pattern) if stem else word == pattern
+
+
+@lru_cache(maxsize=4096)
+def _near_word(word: str) -> Category | None:
+    """A misspelt single word ("weitermachn", "getrofen"): one edit away from a phrase word of
+    six letters or more. Deterministic: the first in table order wins."""
+    if len(word) < 6 or not word.isalpha():
+        return None
+    for known, category in _SINGLES.items():
+        if abs(len(known) - len(word)) <= 1 and _one_edit(word, known):
+            return category
+    return None
+
+
+def _one_edit(a: str, b: str) -> bool:
+    """Levenshtein distance 1, or one swap of neighbours (Damerau)."""
+    if a == b:
+        return False
+    if len(a) == len(b):
+        diff = [i for i in range(len(a)) if a[i] != b[i]]
+        if len(diff) == 1:
+            return True
+        return (
+            len(diff) == 2
+            and diff[1] == diff[0] + 1
+            and a[diff[0]] == b[diff[1]]
+            and (a[diff[1]] == b[diff[0]])
+        )
+    if len(a) > len(b):
+        a, b = b, a
+    i = 0
+    while i < len(a) and a[i] == b[i]:
+        i += 1
+    return a[i:] == b[i + 1 :]
+
+
+# -- text preparation ---------------------------------------------------------------------------
+
+_SPELLINGS = (("ä", "ae"), ("ö", "oe"), ("ü", "ue"), ("ß", "ss"), ("\u2019", "'"), ("`", "'"))
+#: Lower-case "sie", "ihr" and "ihre" mid-sentence are "she" and "her"; capitalised they are
+#: the formal "you": only the lower-case forms mark a clause as being about someone else.
+_LOWER_THIRD_PERSON = re.compile(r"(?<=[a-zäöüß,] )(?:sie|ihr|ihre|ihren|ihrem|ihrer)\b")
+_ADDRESS_OR_LINK = re.compile(r"\S{0,100}@\S{1,100}|\b(?:https?://|www\.)\S{0,200}")
+_REPEATS = re.compile(r"([a-z])\1{2,}")
+_EMOJI_RE = re.compile("|".join(EMOJI))
+_SKIN_TONES = re.compile("[\U0001f3fb-\U0001f3ff\ufe0f]")
+
+
+def normalize(text: str) -> str:
+    """Lower case, umlauts spelt out (``später`` = ``spaeter``), one kind of apostrophe,
+    letters said three times said once (``jaaa`` = ``ja``)."""
+    text = unicodedata.normalize("NFKC", text).lower()
+    for src, dst in _SPELLINGS:
+        text = text.replace(src, dst)
+    return _REPEATS.sub(r"\1", text)
+
+
+def _prepare(line: str) -> str:
+    line = _ADDRESS_OR_LINK.sub(" ", line)
+    line = _LOWER_THIRD_PERSON.sub("drittperson", line)
+    line = _EMOJI_RE.sub(lambda m: EMOJI[m.group(0)], _SKIN_TONES.sub("", line))
+    return normalize(line)
+
+
+_SENTENCE = re.compile(r"[^.!?;]+[.!?;]*|[.!?;]+")
+_CLAUSE_SPLIT = re.compile('[,:()\\[\\]"\u00ab\u00bb\u201e\u201c\u201d\u2013\u2014/]+|\\s-\\s')
+_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+_ANSWER_WORDS = frozenset(("ja", "nein", "yes", "no", "jo", "jap", "nee", "nope", "yep"))
+
+
+# -- one clause ---------------------------------------------------------------------------------
+
+
+@dataclass
+class _Hit:
+    start: int
+    end: int
+    category: Category
+    fuzzy: bool = False
+    negated_by: int | None = None
+
+
+@dataclass
+class _Clause:
+    words: list[str]
+    question: bool
+    hits: list[_Hit] = field(default_factory=list)
+
+    @property
+    def conditional(self) -> bool:
+        return any(w in CONDITIONS for w in self.words)
+
+    @property
+    def hedged(self) -> bool:
+        return any(w in HEDGES for w in self._free_words())
+
+    @property
+    def about_others(self) -> bool:
+        return any(w in THIRD_PARTY or w == "drittperson" for w in self._free_words())
+
+    def _free_words(self) -> list[str]:
+        used = {i for h in self.hits for i in range(h.start, h.end)}
+        return [w for i, w in enumerate(self.words) if i not in used]
+
+    def plain(self) -> bool:
+        """Nothing but answer words, their negation and plain words."""
+        used = {i for h in self.hits for i in range(h.start, h.end)}
+        used |= {h.negated_by for h in self.hits if h.negated_by is not None}
+        return all(i in used or w in PLAIN for i, w in enumerate(self.words))
+
+
+def _find_hits(words: list[str]) -> list[_Hit]:
+    hits: list[_Hit] = []
+    i = 0
+    while i < len(words):
+        hit = _match_at(words, i)
+        if hit is None:
+            i += 1
+            continue
+        hits.append(hit)
+        i = hit.end
+    return hits
+
+
+def _match_at(words: list[str], i: int) -> _Hit | None:
+    for phrase in _BY_FIRST.get(words[i], []):
+        n = len(phrase.words)
+        if i + n <= len(words) and all(
+            _word_matches(words[i + k], phrase.words[k], phrase.stem and k == n - 1)
+            for k in range(n)
+        ):
+            return _Hit(i, i + n, phrase.category)
+    for phrase in _STEMS:
+        if words[i].startswith(phrase.words[0]):
+            return _Hit(i, i + 1, phrase.category)
+    near = _near_word(words[i])
+    if near is not None:
+        return _Hit(i, i + 1, near, fuzzy=True)
+    return None
+
+
+_NEGATION_REACH = 3
+
+
+def _negate(clause: _Clause) -> None:
+    """Attach each negator to the phrase it turns: the next phrase within three words
+    ("nicht aufhören", "keine Hilfe"), else the one before it ("Weitermachen möchte ich
+    nicht", "Hilfe brauche ich keine"). "kein" before a word that is no phrase negates that
+    word ("keine Zeit"), not the answer."""
+    words, hits = clause.words, clause.hits
+    used = {i for h in hits for i in range(h.start, h.end)}
+    for j, word in enumerate(words):
+        if j in used or (word not in NEGATORS and not word.endswith("n't")):
+            continue
+        after = [h for h in hits if 0 <= h.start - j <= _NEGATION_REACH]
+        if after:
+            after[0].negated_by = j
+            continue
+        if word.startswith("kein") and j + 1 < len(words) and words[j + 1] != "mehr":
+            continue
+        before = [h for h in hits if 0 < j - h.end + 1 <= _NEGATION_REACH + 1]
+        if before:
+            before[-1].negated_by = j
+    # "Aufhören möchten wir auf keinen Fall", "die Phase hat noch nicht begonnen": a no or a
+    # not-yet in a clause with an answer phrase turns that phrase and is used up by it.
+    turnable = [h for h in hits if isinstance(h.category, Intent) or h.category is Weak.YES]
+    for h in list(hits):
+        if h.category in (Weak.NO, Weak.NOT_YET) and turnable:
+            target = min(turnable, key=lambda s: abs(s.start - h.start))
+            if target.negated_by is None:
+                target.negated_by = h.start
+            hits.remove(h)
+    # "keine Hospitation möglich", "not possible for me": a clause that negates says no.
+    if any(h.negated_by is not None for h in hits):
+        for h in hits:
+            if h.category is Weak.YES and h.negated_by is None:
+                h.negated_by = h.start
+
+
+def _starts_answer(words: list[str], i: int) -> bool:
+    """An answer phrase starts at ``words[i]`` ("no help needed": that "no" belongs to it)."""
+    hit = _match_at(words, i) if i < len(words) else None
+    return hit is not None and isinstance(hit.category, Intent)
+
+
+def _split_clauses(sentence: str) -> list[_Clause]:
+    question = "?" in sentence
+    clauses: list[_Clause] = []
+    for part in _CLAUSE_SPLIT.split(sentence.rstrip(".!?; ")):
+        words = _WORD.findall(part)
+        current: list[str] = []
+        for k, word in enumerate(words):
+            if word in CLAUSE_BREAKS and current:
+                clauses.append(_Clause(current, question))
+                current = []
+                continue
+            current.append(word)
+            if k == 0 and word in _ANSWER_WORDS and not _starts_answer(words, 1):
+                clauses.append(_Clause(current, question))  # "nein ich möchte nicht …"
+                current = []
+        if current:
+            clauses.append(_Clause(current, question))
+    return clauses
+
+
+_THANKS_FOR = re.compile(
+    r"^(?:danke|vielen dank|herzlichen dank|besten dank|thanks|thank you"
+    r"|many thanks)\s+(?:fuer|for)\b"
 )
-_add(
-    Intent.DECLINE,
-    "ablehnen",
-    "decline",
-    "kein interesse",
-    "not interested",
-)
-_add(
-    Intent.UNDECIDED,
-    "unentschieden",
-    "unentschlossen",
-    "unsicher",
-    "noch unsicher",
-    "unklar",
-    "noch unklar",
-    "weiss nicht",
-    "weiss noch nicht",
-    "weiss ich nicht",
-    "weiss ich noch nicht",
-    "vielleicht",
-    "undecided",
-    "unsure",
-    "not sure",
-    "not sure yet",
-    "maybe",
-    "don't know",
-    "dont know",
-    "don't know yet",
-)
-_add(
-    Intent.MET,
-    "getroffen",
-    "met",
-    "telefoniert",
-    "gesprochen",
-    "stattgefunden",
-    "kontakt gehabt",
-    "hatten kontakt",
-    "had contact",
-    "talked",
-    "spoke",
-)
-_add(Intent.SNOOZE, "spaeter", "snooze", "later", "verschieben", "postpone")
-_add(Intent.HELP, "hilfe", "help", "rueckruf", "unterstuetzung", "call me", "rufen sie mich an")
-_add(
-    Intent.STOP,
-    "stop",
-    "stopp",
-    "beenden",
-    "aufhoeren",
-    "abbrechen",
-    "quit",
-    "unsubscribe",
-    "end the tandem",
-    "end the mentoring",
-)
-_add(Intent.SHADOWING, "hospitation", "hospitieren", "hospitiere", "shadowing", "shadow")
-_add(
-    Intent.PHASE_DONE,
-    "neue phase",
-    "naechste phase",
-    "phase begonnen",
-    "phase hat begonnen",
-    "phasenwechsel",
-    "phase gewechselt",
-    "phase done",
-    "new phase",
-    "next phase",
-    "phase started",
-    "phase has started",
-)
-_add(
-    _Weak.YES,
-    "ja",
-    "jawohl",
-    "jep",
-    "gerne",
-    "gern",
-    "klar",
-    "natuerlich",
-    "selbstverstaendlich",
-    "yes",
-    "yep",
-    "yeah",
-    "sure",
-    "of course",
-)
-_add(
-    _Weak.NO,
-    "nein",
-    "nee",
-    "no",
-    "nope",
-    "nein danke",
-    "no thanks",
-    "leider nicht",
-    "unfortunately not",
-)
-_add(
-    _Weak.NOT_YET,
-    "noch nicht",
-    "noch kein",
-    "noch keine",
-    "noch keinen",
-    "bisher nicht",
-    "not yet",
-    "not so far",
-)
 
-_LONGEST = max(len(p) for p in _PHRASES)
 
-#: Words that negate a phrase following within a few words of the same clause.
-_NEGATORS = frozenset(
-    (
-        "nicht",
-        "nie",
-        "niemals",
-        "not",
-        "never",
-        "didn't",
-        "didnt",
-        "haven't",
-        "havent",
-        "hasn't",
-        "hasnt",
-        "don't",
-        "dont",
-        "won't",
-        "wont",
-        "can't",
-        "cant",
+def _clause_sayings(clause: _Clause, kind: RequestKind) -> list[_Said]:
+    """What one clause says: each phrase with its negation resolved."""
+    clause.hits = _find_hits(clause.words)
+    if not clause.hits:
+        return []
+    if _THANKS_FOR.match(" ".join(clause.words)):
+        clause.hits = []  # "danke für die Hilfe" thanks for something, asks nothing
+        return []
+    _negate(clause)
+    said: list[_Said] = []
+    for hit in clause.hits:
+        category = _resolve(hit.category, hit.negated_by is not None, kind)
+        if category is not None:
+            said.append(_Said(category, fuzzy=hit.fuzzy))
+    return said
+
+
+def _resolve(category: Category, negated: bool, kind: RequestKind) -> Category | None:
+    """A phrase's meaning after negation: "nicht weitermachen" is a no, "nicht aufhören" a
+    wish to go on, "noch nicht getroffen" a not-yet; "keine Hilfe" says nothing."""
+    if category is Intent.SHADOWING and kind is RequestKind.SHADOWING:
+        return Weak.NO if negated else None  # the topic of the question, not an answer
+    if not negated:
+        return category
+    return _NEGATED.get(category)
+
+
+_NEGATED: dict[Category, Category] = {
+    Intent.CONTINUE: Intent.DECLINE,
+    Intent.STOP: Weak.KEEP,
+    Intent.DECLINE: Weak.KEEP,
+    Intent.MET: Weak.NOT_YET,
+    Intent.PHASE_DONE: Weak.NOT_YET,
+    Weak.YES: Weak.NO,
+}
+
+
+@dataclass
+class _Said:
+    category: Category
+    fuzzy: bool = False
+    #: Echoed question, hedge, narration, condition nearby: not plain enough to act on if
+    #: destructive.
+    unsure: bool = False
+
+
+@dataclass
+class _Text:
+    """Everything read from a reply's lines."""
+
+    said: list[_Said] = field(default_factory=list)
+    facts: Facts = field(default_factory=lambda: Facts(""))
+    plain: bool = True
+    unsure: bool = False
+    #: A condition stands beside the answer ("wenn", "falls", "if").
+    conditional: bool = False
+    lines: int = 0
+
+
+def _read_lines(lines: list[str], kind: RequestKind, today: date) -> _Text:
+    found = _Text()
+    pending_question: list[_Said] = []
+    for line in lines:
+        norm = _prepare(line)
+        facts = extract_facts(norm, today)
+        sentences = [s for s in _SENTENCE.findall(facts.text) if _WORD.search(s)]
+        line_said: list[tuple[_Clause, list[_Said]]] = []
+        for sentence in sentences:
+            for clause in _split_clauses(sentence):
+                line_said.append((clause, _clause_sayings(clause, kind)))
+        nothing_said = not any(said for _, said in line_said) and not facts.duration_only
+        if nothing_said and _is_greeting(norm):
+            continue
+        found.lines += 1
+        if found.lines > MAX_LINES:
+            break
+        _merge_facts(found.facts, facts)
+        if facts.duration_only and not any(said for _, said in line_said):
+            found.said.append(_Said(Intent.SNOOZE))
+        for clause, said in line_said:
+            if pending_question:
+                answer = _echo_answer(said)
+                if answer is not None:  # "Weitermachen? Nein."
+                    for q in pending_question:
+                        category = q.category if answer else _NEGATED.get(q.category)
+                        if category is not None:
+                            found.said.append(_Said(category, q.fuzzy, unsure=True))
+                    pending_question = []
+                    continue
+                pending_question = []
+                found.unsure = True  # a question of theirs, not an answer
+            if clause.question and said:
+                pending_question = said
+                continue
+            if clause.conditional:
+                found.conditional = True
+                continue
+            if clause.question:
+                found.unsure = True
+                found.plain = False
+                continue
+            destructive_elsewhere = clause.about_others and any(
+                s.category in DESTRUCTIVE for s in said
+            )
+            if destructive_elsewhere:  # "meine Freundin will ihr Studium abbrechen"
+                found.unsure = True
+                found.plain = False
+                said = [s for s in said if s.category not in DESTRUCTIVE]
+            if clause.hedged:
+                for s in said:
+                    s.unsure = True
+            found.said.extend(said)
+            if not _plain_clause(clause):
+                found.plain = False
+    if pending_question:
+        found.unsure = True
+    return found
+
+
+def _echo_answer(said: list[_Said]) -> bool | None:
+    """The answer to a question just echoed: True for yes, False for no, None if none."""
+    kinds = {s.category for s in said}
+    if kinds and kinds <= {Weak.YES}:
+        return True
+    if kinds and kinds <= {Weak.NO, Weak.NOT_YET}:
+        return False
+    return None
+
+
+def _plain_clause(clause: _Clause) -> bool:
+    if clause.hits:
+        return clause.plain()
+    risky = (
+        clause.hedged
+        or clause.about_others
+        or any(w in NEGATORS or w.endswith("n't") for w in clause.words)
     )
-)
-#: Negate only the next word or two ("no help needed", "keine Hilfe").
-_SHORT_NEGATORS = frozenset(["no", "kein", "keine", "keinen", "keinem"])
-_NEGATION_WINDOW = 4
+    return not risky and len(clause.words) <= 6
 
-#: What a yes / a no / a "not yet" means, per request.
-_WEAK_MEANS: dict[_Weak, dict[RequestKind, Intent]] = {
-    _Weak.YES: {
+
+def _merge_facts(into: Facts, facts: Facts) -> None:
+    if into.met_on is None:
+        into.met_on = facts.met_on
+    if into.snooze_weeks is None:
+        into.snooze_weeks = facts.snooze_weeks
+    into.duration_only = into.duration_only or facts.duration_only
+
+
+def _is_greeting(normalized: str) -> bool:
+    words = _WORD.findall(normalized)
+    joined = " ".join(words)
+    return len(words) <= 6 and any(joined == g or joined.startswith(g + " ") for g in GREETINGS)
+
+
+#: What a yes / a no / a "not yet" / a "don't stop" means, per request.
+_WEAK_MEANS: dict[Weak, dict[RequestKind, Intent]] = {
+    Weak.YES: {
         RequestKind.DECISION: Intent.CONTINUE,
         RequestKind.SHADOWING: Intent.CONTINUE,
         RequestKind.NUDGE: Intent.MET,
@@ -314,386 +574,142 @@ _WEAK_MEANS: dict[_Weak, dict[RequestKind, Intent]] = {
         RequestKind.PHASE_CHECK: Intent.PHASE_DONE,
         RequestKind.OFFICE: Intent.CONTINUE,
     },
-    _Weak.NO: {
+    Weak.NO: {
         RequestKind.DECISION: Intent.DECLINE,
         RequestKind.SHADOWING: Intent.DECLINE,
         RequestKind.NUDGE: Intent.SNOOZE,
         RequestKind.PHASE_CHECK: Intent.SNOOZE,
         RequestKind.OFFICE: Intent.DECLINE,
     },
-    _Weak.NOT_YET: {
+    Weak.NOT_YET: {
         RequestKind.DECISION: Intent.UNDECIDED,
         RequestKind.NUDGE: Intent.SNOOZE,
         RequestKind.PHASE_CHECK: Intent.SNOOZE,
         RequestKind.OFFICE: Intent.UNDECIDED,
     },
+    Weak.KEEP: {
+        RequestKind.DECISION: Intent.CONTINUE,
+        RequestKind.OFFICE: Intent.CONTINUE,
+    },
 }
 
-_GREETINGS = (
-    "hallo",
-    "hi",
-    "hey",
-    "moin",
-    "servus",
-    "liebe",
-    "lieber",
-    "liebes",
-    "sehr geehrte",
-    "sehr geehrter",
-    "guten tag",
-    "guten morgen",
-    "guten abend",
-    "dear",
-    "hello",
-    "good morning",
-    "good afternoon",
-    "danke",
-    "vielen dank",
-    "herzlichen dank",
-    "thanks",
-    "thank you",
-    "many thanks",
-    # sign-offs the signature cutter may have left
-    "viele gruesse",
-    "liebe gruesse",
-    "beste gruesse",
-    "herzliche gruesse",
-    "mit freundlichen gruessen",
-    "freundliche gruesse",
-    "gruss",
-    "gruesse",
-    "lg",
-    "vg",
-    "mfg",
-    "best",
-    "best regards",
-    "kind regards",
-    "regards",
-    "cheers",
-)
 
-# -- numbers, durations and dates -------------------------------------------------------------
-
-_NUMBER_WORDS = {
-    "ein": 1,
-    "eine": 1,
-    "einer": 1,
-    "einem": 1,
-    "einen": 1,
-    "a": 1,
-    "an": 1,
-    "one": 1,
-    "zwei": 2,
-    "two": 2,
-    "drei": 3,
-    "three": 3,
-    "vier": 4,
-    "four": 4,
-    "fuenf": 5,
-    "five": 5,
-    "sechs": 6,
-    "six": 6,
-    "sieben": 7,
-    "seven": 7,
-    "acht": 8,
-    "eight": 8,
-    "neun": 9,
-    "nine": 9,
-    "zehn": 10,
-    "ten": 10,
-    "elf": 11,
-    "eleven": 11,
-    "zwoelf": 12,
-    "twelve": 12,
-}
-_NUM = r"(\d{1,3}|" + "|".join(sorted(_NUMBER_WORDS, key=len, reverse=True)) + r")"
-_UNIT = r"(tagen|tage|tag|days?|wochen|woche|weeks?|monaten|monate|monat|months?)"
-_FUTURE_RE = re.compile(rf"\b(?:in|nach|after|for)\s+{_NUM}\s+{_UNIT}\b")
-_LATER_RE = re.compile(rf"\b{_NUM}\s+{_UNIT}\s+(?:spaeter|later)\b")
-_NEXT_RE = re.compile(r"\b(?:naechste|naechsten|next)\s+(woche|week|monat|month)\b")
-_AGO_RE = re.compile(rf"\b(?:vor\s+{_NUM}\s+{_UNIT}|{_NUM}\s+{_UNIT}\s+ago)\b")
-_RELATIVE_DAYS = {"heute": 0, "today": 0, "gestern": 1, "yesterday": 1, "vorgestern": 2}
-_RELATIVE_RE = re.compile(r"\b(" + "|".join(_RELATIVE_DAYS) + r")\b")
-
-_MONTHS = {
-    "januar": 1,
-    "jan": 1,
-    "january": 1,
-    "februar": 2,
-    "feb": 2,
-    "february": 2,
-    "maerz": 3,
-    "mrz": 3,
-    "mar": 3,
-    "march": 3,
-    "april": 4,
-    "apr": 4,
-    "mai": 5,
-    "may": 5,
-    "juni": 6,
-    "jun": 6,
-    "june": 6,
-    "juli": 7,
-    "jul": 7,
-    "july": 7,
-    "august": 8,
-    "aug": 8,
-    "september": 9,
-    "sept": 9,
-    "sep": 9,
-    "oktober": 10,
-    "okt": 10,
-    "october": 10,
-    "oct": 10,
-    "november": 11,
-    "nov": 11,
-    "dezember": 12,
-    "dez": 12,
-    "december": 12,
-    "dec": 12,
-}
-_MONTH = "(" + "|".join(sorted(_MONTHS, key=len, reverse=True)) + ")"
-_ISO_RE = re.compile(r"\b(\d{4})-(\d{1,2})-(\d{1,2})\b")
-_DOTTED_RE = re.compile(r"\b(\d{1,2})\.\s?(\d{1,2})\.(?:\s?(\d{4}|\d{2})\b)?")
-_DAY_MONTH_RE = re.compile(
-    rf"\b(\d{{1,2}})(?:\.|st|nd|rd|th)?\s+{_MONTH}\b\.?(?:,?\s+(\d{{4}})\b)?"
-)
-_MONTH_DAY_RE = re.compile(rf"\b{_MONTH}\.?\s+(\d{{1,2}})(?:st|nd|rd|th)?\b(?:,?\s+(\d{{4}})\b)?")
-
-#: Each date form and the groups holding (year, month, day).
-_DATE_FORMS: tuple[tuple[re.Pattern[str], tuple[int, int, int]], ...] = (
-    (_ISO_RE, (1, 2, 3)),
-    (_DOTTED_RE, (3, 2, 1)),
-    (_DAY_MONTH_RE, (3, 2, 1)),
-    (_MONTH_DAY_RE, (3, 1, 2)),
-)
-
-
-def _number(text: str) -> int | None:
-    return int(text) if text.isdigit() else _NUMBER_WORDS.get(text)
-
-
-def _weeks(amount: int, unit: str) -> int:
-    if unit.startswith(("tag", "day")):
-        return math.ceil(amount / 7)
-    if unit.startswith(("monat", "month")):
-        return round(amount * 4.345)
-    return amount
-
-
-def _days(amount: int, unit: str) -> int:
-    if unit.startswith(("tag", "day")):
-        return amount
-    if unit.startswith(("monat", "month")):
-        return round(amount * 30.4)
-    return amount * 7
-
-
-def _make_date(year: int | None, month: int, day: int, today: date) -> date | None:
-    """A date someone met on: a year-less date lies in the past; the future is no answer."""
-    try:
-        found = date(year if year is not None else today.year, month, day)
-    except ValueError:
-        return None
-    if year is None and found > today:
-        try:
-            found = found.replace(year=found.year - 1)
-        except ValueError:
-            return None
-    return found if found <= today + timedelta(days=1) else None
-
-
-def _year(text: str | None) -> int | None:
-    if not text:
-        return None
-    value = int(text)
-    return 2000 + value if value < 100 else value
-
-
-@dataclass
-class _Facts:
-    """Dates and durations found in one line, and the line with them blanked out."""
-
-    text: str
-    met_on: date | None = None
-    snooze_weeks: int | None = None
-    #: "in 3 Wochen" without another word means "later".
-    duration_only: bool = False
-
-
-def _blank(text: str, match: re.Match[str]) -> str:
-    return text[: match.start()] + " " * (match.end() - match.start()) + text[match.end() :]
-
-
-def _extract_facts(text: str, today: date) -> _Facts:
-    facts = _Facts(text)
-    for regex in (_FUTURE_RE, _LATER_RE):
-        for m in list(regex.finditer(facts.text)):
-            amount = _number(m.group(1))
-            if amount is not None and facts.snooze_weeks is None:
-                facts.snooze_weeks = min(max(_weeks(amount, m.group(2)), 1), 52)
-                facts.duration_only = True
-            facts.text = _blank(facts.text, m)
-    for m in list(_NEXT_RE.finditer(facts.text)):
-        if facts.snooze_weeks is None:
-            facts.snooze_weeks = 1 if m.group(1) in ("woche", "week") else 4
-            facts.duration_only = True
-        facts.text = _blank(facts.text, m)
-    for m in list(_AGO_RE.finditer(facts.text)):
-        amount = _number(m.group(1) or m.group(3))
-        unit = m.group(2) or m.group(4)
-        if amount is not None and facts.met_on is None and amount <= 400:
-            facts.met_on = today - timedelta(days=_days(amount, unit))
-        facts.text = _blank(facts.text, m)
-    for regex, (y, mo, d) in _DATE_FORMS:
-        for m in list(regex.finditer(facts.text)):
-            month = m.group(mo)
-            found = _make_date(
-                _year(m.group(y)),
-                int(month) if month.isdigit() else _MONTHS[month],
-                int(m.group(d)),
-                today,
-            )
-            if found is not None and facts.met_on is None:
-                facts.met_on = found
-            facts.text = _blank(facts.text, m)
-    for m in list(_RELATIVE_RE.finditer(facts.text)):
-        if facts.met_on is None:
-            facts.met_on = today - timedelta(days=_RELATIVE_DAYS[m.group(1)])
-        facts.text = _blank(facts.text, m)
-    return facts
-
-
-# -- reading -----------------------------------------------------------------------------------
-
-
-_SPELLINGS = (("ä", "ae"), ("ö", "oe"), ("ü", "ue"), ("ß", "ss"), ("\u2019", "'"), ("`", "'"))
-
-
-def normalize(text: str) -> str:
-    """Lower case, umlauts spelt out (``später`` = ``spaeter``), one kind of apostrophe."""
-    text = unicodedata.normalize("NFKC", text).lower()
-    for src, dst in _SPELLINGS:
-        text = text.replace(src, dst)
-    return text
-
-
-_CLAUSE_SPLIT = re.compile('[,;.!?:()\\[\\]"\u00ab\u00bb\u201e\u201c\u201d\u2013\u2014]+|\\s-\\s')
-_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
-
-
-@dataclass
-class _LineReading:
-    strong: list[Intent] = field(default_factory=list)
-    weak: list[_Weak] = field(default_factory=list)
-
-    @property
-    def empty(self) -> bool:
-        return not self.strong and not self.weak
-
-
-def _read_clause(words: list[str], found: _LineReading) -> None:
-    matches: list[tuple[int, _Category]] = []
-    i = 0
-    while i < len(words):
-        for size in range(min(_LONGEST, len(words) - i), 0, -1):
-            category = _PHRASES.get(tuple(words[i : i + size]))
-            if category is not None:
-                matches.append((i, category))
-                i += size
-                break
-        else:
-            i += 1
-    negated: dict[int, bool] = {}
-    used_as_negator: set[int] = set()  # "no help needed": that "no" is no answer of its own
-    for start, category in matches:
-        negated[start] = False
-        for j in range(max(0, start - _NEGATION_WINDOW), start):
-            if words[j] in _NEGATORS:
-                negated[start] = True
-            elif words[j] in _SHORT_NEGATORS and start - j <= 2:
-                negated[start] = True
-                if not isinstance(category, _Weak):
-                    used_as_negator.add(j)
-    for start, category in matches:
-        if start in used_as_negator:
-            continue
-        if isinstance(category, _Weak):
-            found.weak.append(_Weak.NO if negated[start] and category is _Weak.YES else category)
-        elif not negated[start]:
-            found.strong.append(category)
-        elif category is Intent.CONTINUE:
-            found.strong.append(Intent.DECLINE)
-        elif category is Intent.MET:
-            found.weak.append(_Weak.NO)
-
-
-def _read_line(text: str) -> _LineReading:
-    found = _LineReading()
-    for clause in _CLAUSE_SPLIT.split(text):
-        _read_clause(_WORD.findall(clause), found)
-    return found
-
-
-def _is_greeting(normalized: str) -> bool:
-    words = _WORD.findall(normalized)
-    joined = " ".join(words)
-    return len(words) <= 6 and any(joined == g or joined.startswith(g + " ") for g in _GREETINGS)
+# -- the reading ----------------------------------------------------------------------------------
 
 
 def read_reply(text: str, kind: RequestKind, *, today: date, subject: str = "") -> Reading:
     """The answer in ``text`` (the reply with quotes and signature already cut) to a request
-    of ``kind``; ``today`` dates "am 3.5." (a past date) and "vor 2 Wochen"."""
+    of ``kind``; ``today`` dates "am 3.5." (a past date) and "vor 2 Wochen". When the text
+    says nothing, the ``subject`` is read (without our own subject's words)."""
+    reading = _read(content_lines(cut_at_marker(text)), kind, today)
+    if reading.intent is None and reading.problem in ("empty", "not_understood") and subject:
+        remainder = subject_remainder(subject)
+        if remainder:
+            from_subject = _read([remainder], kind, today)
+            if from_subject.intent is not None:
+                return from_subject
+    return reading
+
+
+def _read(lines: list[str], kind: RequestKind, today: date) -> Reading:
+    found = _read_lines(lines, kind, today)
+    if not found.said:
+        if found.lines == 0:
+            return Reading(None, problem="empty")
+        return Reading(None, problem="not_understood")
+    return _decide(found, kind)
+
+
+def _decide(found: _Text, kind: RequestKind) -> Reading:
     allowed = ALLOWED[kind]
-    counted = 0
-    for line in content_lines(cut_at_marker(text)):
-        norm = normalize(line)
-        facts = _extract_facts(norm, today)
-        found = _read_line(facts.text)
-        if found.empty and _is_greeting(norm):
-            continue
-        if found.empty and facts.duration_only:
-            found.strong.append(Intent.SNOOZE)
-        if found.empty:
-            counted += 1
-            if counted >= MAX_LINES:
-                break
-            continue
-        return _decide(found, kind, allowed, facts)
-    return Reading(None, problem="empty" if counted == 0 else "not_understood")
-
-
-def _decide(
-    found: _LineReading, kind: RequestKind, allowed: frozenset[Intent], facts: _Facts
-) -> Reading:
-    strong = list(dict.fromkeys(found.strong))
-    if strong:
-        fitting = [i for i in strong if i in allowed]
+    strong = list(dict.fromkeys(s.category for s in found.said if isinstance(s.category, Intent)))
+    weak = {s.category for s in found.said if isinstance(s.category, Weak)}
+    if Weak.NOT_YET in weak or Weak.KEEP in weak:
+        weak.discard(Weak.NO)  # "nein, noch nicht", "nein, nicht aufhören": the no agrees
+    weak_meanings = {m for w in weak if (m := _WEAK_MEANS[w].get(kind)) is not None}
+    if kind is RequestKind.DECISION and Intent.MET in strong and len(strong) > 1:
+        strong.remove(Intent.MET)  # "getroffen, und wir machen weiter": the decision counts
+    fitting = [i for i in strong if i in allowed]
+    if fitting:
         if len(fitting) > 1:
             return Reading(None, problem="ambiguous")
-        if not fitting:
-            return Reading(
-                None,
-                problem="not_allowed" if len(strong) == 1 else "ambiguous",
-                found=strong[0] if len(strong) == 1 else None,
-            )
-        return Reading(fitting[0], details=_details(fitting[0], facts))
-    weak = set(found.weak)
-    if _Weak.NOT_YET in weak:
-        weak.discard(_Weak.NO)
-    if len(weak) > 1:
-        return Reading(None, problem="ambiguous")
-    meaning = _WEAK_MEANS[weak.pop()].get(kind)
-    if meaning is None:
-        return Reading(None, problem="not_understood")
-    if meaning not in allowed:
-        return Reading(None, problem="not_allowed", found=meaning)
-    return Reading(meaning, details=_details(meaning, facts))
+        intent = fitting[0]
+        weak.discard(Weak.YES)  # "ja, beenden": the yes affirms the answer beside it
+        if any(
+            is_destructive(m, kind) and m != intent
+            for w in weak
+            if (m := _WEAK_MEANS[w].get(kind)) is not None
+        ):
+            return Reading(None, problem="ambiguous")  # "nein, weitermachen"
+    elif strong:
+        return Reading(
+            None,
+            problem="not_allowed" if len(strong) == 1 else "ambiguous",
+            found=strong[0] if len(strong) == 1 else None,
+        )
+    else:
+        if len(weak_meanings) > 1:
+            return Reading(None, problem="ambiguous")
+        if not weak_meanings:
+            return Reading(None, problem="not_understood")
+        intent = weak_meanings.pop()
+        if intent not in allowed:
+            return Reading(None, problem="not_allowed", found=intent)
+    if found.conditional and not is_destructive(intent, kind):
+        return Reading(None, problem="ambiguous")  # "ja, aber nur wenn …": not known yet
+    unsure = is_destructive(intent, kind) and (
+        found.unsure
+        or found.conditional
+        or not found.plain
+        or any(s.unsure or s.fuzzy for s in found.said if _means(s, kind) is intent)
+    )
+    return Reading(intent, details=_details(intent, found.facts), unsure=unsure)
 
 
-def _details(intent: Intent, facts: _Facts) -> AnswerDetails:
+def _means(said: _Said, kind: RequestKind) -> Intent | None:
+    if isinstance(said.category, Intent):
+        return said.category
+    return _WEAK_MEANS[said.category].get(kind)
+
+
+def _details(intent: Intent, facts: Facts) -> AnswerDetails:
     if intent is Intent.MET:
         return AnswerDetails(met_on=facts.met_on)
     if intent is Intent.SNOOZE:
         return AnswerDetails(snooze_weeks=facts.snooze_weeks)
     return AnswerDetails()
+
+
+# -- the subject line ------------------------------------------------------------------------------
+
+_REPLY_PREFIX = re.compile(
+    r"^(?:\s*(?:re|aw|wg|fw|fwd|antw|antwort|sv|vs|odp|rv|r|ynt|ответ)\s*(?:\[\d{1,3}\])?\s*:)+",
+    re.IGNORECASE,
+)
+_TEMPLATE_TAG = re.compile(r"\{\{.*?\}\}|\{%.*?%\}")
+_SUBJECT_BLOCK = re.compile(r"\{% block subject %\}(.*?)\{% endblock %\}", re.DOTALL)
+
+
+@lru_cache(maxsize=1)
+def _our_subject_fragments() -> tuple[str, ...]:
+    """The fixed words of every subject we send, normalised, longest first."""
+    from tandem.mail import TEMPLATES_DIR
+
+    fragments: set[str] = set()
+    for path in TEMPLATES_DIR.glob("*/*.txt.j2"):
+        match = _SUBJECT_BLOCK.search(path.read_text(encoding="utf-8"))
+        if match is None:
+            continue
+        for piece in _TEMPLATE_TAG.split(match.group(1)):
+            piece = normalize(piece).strip(' :\u201e\u201c"-\u2013')
+            if len(piece) >= 4:
+                fragments.add(piece)
+    return tuple(sorted(fragments, key=len, reverse=True))
+
+
+def subject_remainder(subject: str) -> str:
+    """What someone wrote into the subject: reply prefixes and our own subject removed."""
+    text = normalize(_REPLY_PREFIX.sub("", subject[:_MAX_SUBJECT_CHARS]))
+    for fragment in _our_subject_fragments():
+        text = text.replace(fragment, " ")
+    return " ".join(text.split())

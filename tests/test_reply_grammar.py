@@ -90,7 +90,7 @@ def test_answers_are_read(
         ("I don't want to stop", K.NUDGE, "not_understood", None),
         ("", K.NUDGE, "empty", None),
         ("Hallo!\n\nViele Grüße", K.NUDGE, "empty", None),
-        ("Eins\nZwei\nDrei\nja", K.DECISION, "not_understood", None),
+        ("\n".join(f"Zeile {n}" for n in range(16)) + "\nja", K.DECISION, "not_understood", None),
     ],
 )
 def test_what_is_not_an_answer_is_never_guessed(
