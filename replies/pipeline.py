@@ -2,22 +2,32 @@
 
 Order matters and is the security argument:
 
-1. caps and parsing (``malformed`` when the mail is too big, too odd or undecodable);
+1. caps and parsing (``malformed`` when the mail is too big, too odd or undecodable), off
+   the event loop and within a time budget, every header fact read once, strictly;
 2. mail nobody wrote by hand is dropped silently (auto-replies, bounces, our own mail);
-3. the reply token must exist, be unexpired and unrevoked when the mail arrived, and the
-   ``From`` must be the person the token was made for;
-4. only then is the text read, and only intents the request allows count;
-5. only then is the workflow asked (``answer`` update, idempotent on the Message-ID hash).
+3. the reply token must exist, be unexpired and unrevoked when the mail arrived, the one
+   strictly parsed ``From`` must be the person the token was made for and, with a trusted
+   ``Authentication-Results`` server, DMARC must pass for its domain. Anything else is
+   refused *silently*: a stranger, a forged or stale token never gets mail from us (no
+   backscatter, no way to make us write to someone);
+4. a Message-ID that was answered already is not read again (a replay with another text
+   changes nothing and is not confirmed), and our own texts coming back are dropped (no loop);
+5. only then is the text read (capped), and only intents the request allows count;
+6. only then is the workflow asked (``answer`` update, idempotent on the Message-ID hash).
 
-Transient trouble (Temporal, SMTP or the database away) raises ``RetryLater``: the durable
-inbox tries again. Nothing here logs or returns a body, a subject or an address.
+Every mail we send about a reply is rate-limited by the notifier (per answer, per request,
+per person and per mailbox). Transient trouble (Temporal, SMTP or the database away) raises
+``RetryLater``: the durable inbox tries again. Nothing here logs or returns a body, a subject,
+an address or a token.
 """
 
 from __future__ import annotations
 
+import asyncio
 import email
 import hashlib
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.errors import (
@@ -33,14 +43,29 @@ from email.message import EmailMessage
 from email.policy import default as default_policy
 from email.utils import getaddresses
 from enum import StrEnum
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import structlog
 
 from replies.reading import Action, UnreadableMail, read_message
-from replies.screening import header, why_automatic
+from replies.screening import (
+    MAX_HEADER_CHARS,
+    authentication_results,
+    dmarc_passed,
+    header,
+    own_text,
+    sender_address,
+    why_automatic,
+)
+from replies.text import UndecodableBody, body_text, reply_text
 from tandem.answers import Answer, AnswerResult, Intent, RequestKind, request_kind
-from tandem.mail import message_ids, token_from_address, token_from_message_id, token_hash
+from tandem.mail import (
+    is_notice_message_id,
+    message_ids,
+    token_from_address,
+    token_hash,
+    token_ref_from_message_id,
+)
 from tandem.models import Language, Role
 from tandem.reply_grammar import Reading
 
@@ -148,6 +173,13 @@ class ReplyContext:
     message_id: str | None  # the reply's Message-ID (In-Reply-To of ours)
     received_at: datetime
     token: str | None = None  # the valid token, so our mail's Reply-To can carry it
+    #: Whose reply it is (what the notifier's rate limits are keyed on).
+    mentee_id: str | None = None
+    role: Role | None = None
+    person_id: str | None = None
+    request_id: str | None = None
+    #: The reply answers one of our notices (a confirmation, help text or question).
+    answers_notice: bool = False
 
 
 class Notifier(Protocol):
@@ -174,8 +206,6 @@ class Notifier(Protocol):
     ) -> None:
         """A destructive answer not said plainly: ask "you want to end? reply 'Ja, beenden'"."""
 
-    async def neutral_help(self, to_address: str, ctx: ReplyContext) -> None: ...
-
 
 # -- configuration -----------------------------------------------------------------------------
 
@@ -186,6 +216,8 @@ class Limits:
     max_header_bytes: int = 256_000
     max_headers: int = 500
     max_parts: int = 100
+    #: CPU time one mail may take (parsing, reading) before it is quarantined (``too_slow``).
+    cpu_seconds: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -196,7 +228,8 @@ class PipelineConfig:
     #: Our sending addresses (lower case): mail from them is dropped.
     own_addresses: frozenset[str] = frozenset()
     own_domains: frozenset[str] = frozenset()
-    #: ``Authentication-Results`` of this server are trusted (``dmarc=fail`` is refused).
+    #: ``Authentication-Results`` of this server are trusted: then only ``dmarc=pass`` for
+    #: the ``From`` domain counts (missing, ``fail``, ``none`` or another domain is refused).
     trusted_authserv_id: str | None = None
     limits: Limits = field(default_factory=Limits)
 
@@ -211,8 +244,31 @@ _STRUCTURAL_DEFECTS: tuple[type[MessageDefect], ...] = (
 )
 
 
-class _Malformed(Exception):
-    """Internal: the mail is quarantined with this reason."""
+class Malformed(Exception):
+    """The mail is quarantined with this reason (a short code)."""
+
+
+def parse_mail(raw: bytes, limits: Limits) -> EmailMessage:
+    """Step 1, caps and parsing: the same for every transport and for ``tandem reply read``.
+    Raises ``Malformed`` when the mail is too big, too odd or broken."""
+    if len(raw) > limits.max_bytes:
+        raise Malformed("too_large")
+    head = raw.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
+    if len(head) > limits.max_header_bytes:
+        raise Malformed("headers_too_large")
+    # Deep MIME nesting makes the parser recurse: count the parts before parsing.
+    if len(_CONTENT_TYPE.findall(raw)) > limits.max_parts:
+        raise Malformed("too_many_parts")
+    msg = email.message_from_bytes(raw, policy=default_policy)
+    assert isinstance(msg, EmailMessage)
+    if len(msg.keys()) > limits.max_headers:
+        raise Malformed("too_many_headers")
+    for count, part in enumerate(msg.walk(), start=1):
+        if count > limits.max_parts:
+            raise Malformed("too_many_parts")
+        if any(isinstance(d, _STRUCTURAL_DEFECTS) for d in part.defects):
+            raise Malformed("broken_mime")
+    return msg
 
 
 # -- the pipeline ------------------------------------------------------------------------------
@@ -235,69 +291,110 @@ class Pipeline:
         """Decide about one mail. Raises ``RetryLater`` only; never anything else."""
         mid_hash = hashlib.sha256(b"raw:" + mail.raw).hexdigest()
         try:
-            msg = self._parse(mail.raw)
-            message_id = _message_id(msg)
-            if message_id:
-                mid_hash = answer_id_for(message_id)
-        except _Malformed as err:
+            msg, facts = await self._off_loop(self._parse, mail.raw)
+            if facts.message_id:
+                mid_hash = answer_id_for(facts.message_id)
+        except Malformed as err:
             return Verdict(VerdictKind.MALFORMED, str(err), mid_hash)
         except Exception as err:  # the parser on hostile input: quarantine, keep running
             return Verdict(VerdictKind.MALFORMED, f"unparseable:{type(err).__name__}", mid_hash)
         try:
-            return await self._decide(mail, msg, message_id, mid_hash)
+            return await self._decide(mail, msg, facts, mid_hash)
         except RetryLater:
             raise
-        except _Malformed as err:
+        except Malformed as err:
             return Verdict(VerdictKind.MALFORMED, str(err), mid_hash)
         except Exception as err:
             # Database or SMTP trouble, or a bug: nothing was decided, so try again later.
             raise RetryLater(type(err).__name__) from err
 
+    async def _off_loop(self, work: Callable[..., _T], *args: object) -> _T:
+        """CPU work on a mail in a worker thread, within the time budget: the event loop (the
+        SMTP sessions) keeps running meanwhile."""
+        try:
+            return await asyncio.wait_for(
+                asyncio.to_thread(work, *args), self.config.limits.cpu_seconds
+            )
+        except TimeoutError:
+            raise Malformed("too_slow") from None
+
     # -- 1. caps and parsing
 
-    def _parse(self, raw: bytes) -> EmailMessage:
-        limits = self.config.limits
-        if len(raw) > limits.max_bytes:
-            raise _Malformed("too_large")
-        head = raw.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
-        if len(head) > limits.max_header_bytes:
-            raise _Malformed("headers_too_large")
-        msg = email.message_from_bytes(raw, policy=default_policy)
-        assert isinstance(msg, EmailMessage)
-        if len(msg.keys()) > limits.max_headers:
-            raise _Malformed("too_many_headers")
-        for count, part in enumerate(msg.walk(), start=1):
-            if count > limits.max_parts:
-                raise _Malformed("too_many_parts")
-            if any(isinstance(d, _STRUCTURAL_DEFECTS) for d in part.defects):
-                raise _Malformed("broken_mime")
-        return msg
+    def _parse(self, raw: bytes) -> tuple[EmailMessage, _Facts]:
+        msg = parse_mail(raw, self.config.limits)
+        return msg, self._facts(msg)
+
+    def _facts(self, msg: EmailMessage) -> _Facts:
+        """Everything the decision needs from the headers, read once (in the worker thread)."""
+        cfg = self.config
+        automatic = why_automatic(
+            msg,
+            null_sender=False,
+            own_addresses=cfg.own_addresses,
+            own_domains=cfg.own_domains,
+        )
+        tokens: list[str] = []
+        for name in ("Delivered-To", "X-Original-To", "To", "Cc"):
+            raw = header(msg, name)[:MAX_HEADER_CHARS]
+            for _, addr in getaddresses([raw]) if raw else []:
+                token = token_from_address(
+                    addr, reply_domain=cfg.reply_domain, office_address=cfg.office_address
+                )
+                if token:
+                    tokens.append(token)
+        parents = message_ids(header(msg, "In-Reply-To"))
+        ids = parents + message_ids(header(msg, "References"))[::-1]
+        refs = [ref for mid in ids[:20] if (ref := token_ref_from_message_id(mid, cfg.mail_domain))]
+        return _Facts(
+            message_id=_message_id(msg),
+            automatic=automatic,
+            sender=sender_address(msg),
+            tokens=tuple(tokens),
+            refs=tuple(refs),
+            answers_notice=any(is_notice_message_id(m, cfg.mail_domain) for m in ids[:20]),
+            auth_results=tuple(authentication_results(msg)) if cfg.trusted_authserv_id else (),
+        )
+
+    def _prepare(self, msg: EmailMessage) -> tuple[EmailMessage, str, str]:
+        """(the mail as plain text with capped lines, the text above the quote, the whole
+        text): what is read, and what tells our own text coming back. In the worker thread.
+
+        The text's regular expressions are not linear on long runs of blanks or long lines:
+        runs of blanks are cut to a few, lines to ``_MAX_LINE_CHARS``, the text to
+        ``_MAX_LINES``; nothing a person writes on top of a reply is longer."""
+        try:
+            text = body_text(msg)
+        except UndecodableBody:
+            raise Malformed("undecodable_body") from None
+        capped = _capped(text)
+        top = reply_text(capped)
+        plain = EmailMessage()
+        subject = _CONTROL.sub(" ", header(msg, "Subject")[:300])
+        if subject.strip():
+            plain["Subject"] = subject
+        plain.set_content(capped or "\n", charset="utf-8")
+        return plain, top, capped
 
     # -- 2. to 6.
 
     async def _decide(
-        self, mail: Inbound, msg: EmailMessage, message_id: str | None, mid_hash: str
+        self, mail: Inbound, msg: EmailMessage, facts: _Facts, mid_hash: str
     ) -> Verdict:
         cfg = self.config
-        automatic = why_automatic(
-            msg,
-            null_sender=mail.null_sender,
-            own_addresses=cfg.own_addresses,
-            own_domains=cfg.own_domains,
-        )
+        automatic = "bounce" if mail.null_sender else facts.automatic
         if automatic is not None:
             return Verdict(VerdictKind.DROPPED, automatic, mid_hash)
 
-        sender = _single_sender(msg)
-        ctx = ReplyContext(answer_id=mid_hash, message_id=message_id, received_at=mail.received_at)
-        token = self._token(mail, msg)
-        if token is None:  # not a reply to us at all: no answer, not even a help text
+        sender = facts.sender
+        message_id = facts.message_id
+        found = self._token(mail, facts)
+        if found is None:  # not a reply to us at all: no answer, not even a help text
             return Verdict(VerdictKind.REFUSED, "no_token", mid_hash)
-        record = await self.directory.token(token_hash(token))
+        token, ref = found
+        # From here on a refusal sends nothing: only a verified person ever gets mail.
+        record = await self.directory.token(ref)
         if record is None:
-            return await self._neutral(
-                sender, ctx, Verdict(VerdictKind.REFUSED, "unknown_token", mid_hash)
-            )
+            return Verdict(VerdictKind.REFUSED, "unknown_token", mid_hash)
         ids = {
             "mentee_id": record.mentee_id,
             "role": record.role.value,
@@ -305,34 +402,46 @@ class Pipeline:
         }
         problem = record.problem_at(mail.received_at)
         if problem is not None:
-            return await self._neutral(
-                sender, ctx, Verdict(VerdictKind.REFUSED, problem, mid_hash, **ids)
-            )
+            return Verdict(VerdictKind.REFUSED, problem, mid_hash, **ids)
         person = await self.directory.person(record.role, record.person_id)
         if person is None:
-            return await self._neutral(
-                sender, ctx, Verdict(VerdictKind.REFUSED, "person_gone", mid_hash, **ids)
-            )
+            return Verdict(VerdictKind.REFUSED, "person_gone", mid_hash, **ids)
         if sender is None or sender != person.email.strip().lower():
-            return await self._neutral(
-                sender, ctx, Verdict(VerdictKind.REFUSED, "sender_mismatch", mid_hash, **ids)
-            )
-        if self._dmarc_failed(msg):
-            return await self._neutral(
-                sender, ctx, Verdict(VerdictKind.REFUSED, "unauthenticated", mid_hash, **ids)
-            )
-        ctx = ReplyContext(mid_hash, message_id, mail.received_at, token)
+            return Verdict(VerdictKind.REFUSED, "sender_mismatch", mid_hash, **ids)
+        if cfg.trusted_authserv_id and not dmarc_passed(
+            list(facts.auth_results), cfg.trusted_authserv_id, sender.rpartition("@")[2]
+        ):
+            return Verdict(VerdictKind.REFUSED, "unauthenticated", mid_hash, **ids)
+        if await self.directory.answered_before(mid_hash):
+            # The same Message-ID again (re-delivered, or replayed with another text): the
+            # first answer stands; nothing is read, asked or confirmed again.
+            return Verdict(VerdictKind.ACCEPTED, "duplicate", mid_hash, **ids)
+        ctx = ReplyContext(
+            mid_hash,
+            message_id,
+            mail.received_at,
+            token,
+            mentee_id=record.mentee_id,
+            role=record.role,
+            person_id=record.person_id,
+            request_id=record.request_id,
+            answers_notice=facts.answers_notice,
+        )
         try:
             kind = request_kind(record.request_id)
         except ValueError:
             await self.notifier.help(person, ctx, RequestKind.OFFICE, None)
             return Verdict(VerdictKind.REFUSED, "no_request", mid_hash, **ids)
 
+        msg, top, full = await self._off_loop(self._prepare, msg)
+        if own_text(top, full):  # our confirmation, help text or request came back
+            return Verdict(VerdictKind.DROPPED, "own_text", mid_hash, **ids)
+
         # 4. the text, read once, never kept
         try:
             reading = read_message(msg, kind, mail.received_at)
         except UnreadableMail as err:
-            raise _Malformed(str(err)) from None
+            raise Malformed(str(err)) from None
         if reading.action is Action.REFUSE or reading.intent is None:
             await self.notifier.help(
                 person, ctx, kind, Reading(None, problem="not_understood", found=reading.found)
@@ -385,43 +494,45 @@ class Pipeline:
         reason = "duplicate" if duplicate else "answered"
         return Verdict(VerdictKind.ACCEPTED, reason, mid_hash, **ids)
 
-    async def _neutral(self, sender: str | None, ctx: ReplyContext, verdict: Verdict) -> Verdict:
-        """Forged, foreign, expired: one neutral help text a day, nothing about the tandem."""
-        if sender is not None:
-            await self.notifier.neutral_help(sender, ctx)
-        return verdict
-
-    def _token(self, mail: Inbound, msg: EmailMessage) -> str | None:
-        """The reply token: envelope first, then the addressed headers, then the Message-IDs
-        the mail answers (when a mail system rewrote the address)."""
-        cfg = self.config
+    def _token(self, mail: Inbound, facts: _Facts) -> tuple[str | None, bytes] | None:
+        """(the reply token, its hash): envelope first, then the addressed headers, then the
+        Message-IDs the mail answers (when a mail system rewrote the address; those carry a
+        reference to the token only, so then there is no token for our Reply-To)."""
         if mail.rcpt_tokens:
-            return mail.rcpt_tokens[0]
-        for name in ("Delivered-To", "X-Original-To", "To", "Cc"):
-            raw = header(msg, name)
-            for _, addr in getaddresses([raw]) if raw else []:
-                token = token_from_address(
-                    addr, reply_domain=cfg.reply_domain, office_address=cfg.office_address
-                )
-                if token:
-                    return token
-        ids = message_ids(header(msg, "In-Reply-To")) + message_ids(header(msg, "References"))[::-1]
-        for mid in ids[:20]:
-            token = token_from_message_id(mid, cfg.mail_domain)
-            if token:
-                return token
+            return mail.rcpt_tokens[0], token_hash(mail.rcpt_tokens[0])
+        if facts.tokens:
+            return facts.tokens[0], token_hash(facts.tokens[0])
+        if facts.refs:
+            return None, facts.refs[0]
         return None
 
-    def _dmarc_failed(self, msg: EmailMessage) -> bool:
-        trusted = self.config.trusted_authserv_id
-        if not trusted:
-            return False
-        for value in msg.get_all("Authentication-Results") or []:
-            text = str(value)
-            authserv = text.split(";", 1)[0].strip().split()[0:1]
-            if authserv and authserv[0].lower() == trusted.lower():
-                return "dmarc=fail" in text.lower().replace(" ", "")
-        return False
+
+@dataclass(frozen=True)
+class _Facts:
+    """What the headers say, read once: ids and codes (the sender's address only to compare)."""
+
+    message_id: str | None
+    automatic: str | None
+    sender: str | None
+    tokens: tuple[str, ...]
+    refs: tuple[bytes, ...]
+    answers_notice: bool
+    auth_results: tuple[str, ...]
+
+
+_T = TypeVar("_T")
+_CONTENT_TYPE = re.compile(rb"^content-type[ \t]*:", re.IGNORECASE | re.MULTILINE)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_BLANKS = re.compile(r"[^\S\n]{8,}")
+_MAX_TEXT_CHARS = 64_000
+_MAX_LINES = 1_000
+_MAX_LINE_CHARS = 300
+
+
+def _capped(text: str) -> str:
+    """The text as the reading may see it: bounded, so no regular expression runs long."""
+    text = _BLANKS.sub("       ", text[:_MAX_TEXT_CHARS])
+    return "\n".join(line[:_MAX_LINE_CHARS] for line in text.splitlines()[:_MAX_LINES])
 
 
 def answer_id_for(message_id: str) -> str:
@@ -432,17 +543,6 @@ def answer_id_for(message_id: str) -> str:
 def _message_id(msg: EmailMessage) -> str | None:
     value = header(msg, "Message-ID")
     return value[:998] if value else None
-
-
-def _single_sender(msg: EmailMessage) -> str | None:
-    """The one address in ``From`` (lower case); ``None`` for none or several."""
-    raw = header(msg, "From")
-    if not raw:
-        return None
-    found = [addr for _, addr in getaddresses([raw]) if addr]
-    if len(found) != 1 or "@" not in found[0]:
-        return None
-    return found[0].strip().lower()
 
 
 def own_addresses(addresses: Sequence[str]) -> frozenset[str]:

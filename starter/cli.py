@@ -14,6 +14,7 @@ from starter import (
     import_cmd,
     mail_cmd,
     operate_cmds,
+    reply_cmd,
     tandem_cmds,
     worker_cmd,
 )
@@ -36,6 +37,7 @@ app.command("list")(tandem_cmds.list_tandems)
 for name in ("advance", "pause", "resume", "end", "rematch", "cadence", "answer"):
     app.command(name)(getattr(operate_cmds, name))
 app.add_typer(mail_cmd.app, name="mail")
+app.add_typer(reply_cmd.app, name="reply")
 
 
 def main() -> None:

@@ -306,8 +306,10 @@ class _Clause:
     def plain(self) -> bool:
         """Nothing but answer words, their negation and plain words."""
         used = {i for h in self.hits for i in range(h.start, h.end)}
-        used |= {h.negated_by for h in self.hits if h.negated_by is not None}
-        return all(i in used or w in PLAIN for i, w in enumerate(self.words))
+        negated = any(h.negated_by is not None for h in self.hits)
+        return all(
+            i in used or w in PLAIN or (negated and w in NEGATORS) for i, w in enumerate(self.words)
+        )
 
 
 def _find_hits(words: list[str]) -> list[_Hit]:

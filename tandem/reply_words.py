@@ -397,7 +397,8 @@ PLAIN = frozenset(
     want the our my it this me am is be mich uns mir gleich direkt lieber zeit dann also ok
     okay sehr danke vielen herzlichen thanks thank you fuer alles for everything schade
     sorry bin habe hat haben seit since begonnen angefangen gestartet started begun already
-    schon bereits phase weiterbildung facharzt residency job stelle have has just gerade
+    schon bereits phase weiterbildung facharzt residency job stelle have has just gerade i'd i'm we'd
+    i'll we'll rather
     dank
     """.split()  # noqa: SIM905 - a word list reads better as text
 )
