@@ -1,30 +1,26 @@
-"""The words someone wrote on top of a reply: body part chosen, HTML flattened, our own
-"reply above this line" marker, quotes and signatures cut.
+"""The words someone wrote on top of a reply: body part chosen, HTML reduced to what a reader
+sees, then quotes, our "reply above this line" marker and signatures cut (``replies.quotes``).
 
-Quote headers of mail clients ("Am … schrieb …:", "On … wrote:", Outlook's "Von:/Gesendet:"
-block) and signatures ("Viele Grüße", "-- ", "Gesendet von meinem iPhone") are found by
-``mail-parser-reply``; HTML-only mail is flattened to text first, dropping quoted blocks
-(``<blockquote>``, Gmail's ``gmail_quote``) and everything after Outlook's reply header.
-Input is capped before the regular expressions see it: they are not linear on hostile text.
+HTML-only mail is flattened to text first: invisible elements (``display:none``,
+``visibility:hidden``, ``hidden``, ``aria-hidden``, ``mso-hide:all``, zero font size, height
+or opacity, ``<style>``, ``<script>``, ``<head>``, ``<template>``, comments) and quoted parts
+(``<blockquote>``, Gmail's ``gmail_quote``, Yahoo's ``yahoo_quoted``, Thunderbird's
+``moz-cite-prefix``) are dropped, and everything after Outlook's reply header
+(``divRplyFwdMsg``, its top-bordered header div) is left out. Parsing is linear; input is capped.
 """
 
 from __future__ import annotations
 
-import re
+from collections import Counter
 from email.message import EmailMessage
 from html.parser import HTMLParser
 
-from mailparser_reply import EmailReplyParser
+from replies.quotes import MAX_TEXT_CHARS, reply_top
 
-from tandem.reply_grammar import cut_at_marker, is_quoted
-
-#: Only the top of a reply matters; these caps bound the work any mail can cause.
-MAX_TEXT_CHARS = 64_000
-MAX_LINES = 60
-MAX_LINE_CHARS = 200
-
-_PARSER = EmailReplyParser(languages=["de", "en"])
-_WROTE_HEADER = re.compile(r"^\s*(?:am|on)\s.*\s(?:schrieb|wrote)\b", re.IGNORECASE | re.DOTALL)
+#: HTML is mostly markup and style: more of it is read than of plain text (parsing is linear).
+MAX_HTML_CHARS = 256_000
+#: Elements read of an HTML mail at most (its top is what counts; each costs some microseconds).
+MAX_HTML_TAGS = 10_000
 
 
 class UndecodableBody(ValueError):
@@ -45,25 +41,15 @@ def body_text(msg: EmailMessage) -> str:
         raise UndecodableBody(type(err).__name__) from None
     if not isinstance(content, str):
         return ""
-    content = content[:MAX_TEXT_CHARS]
     if part.get_content_subtype() == "html":
-        return html_to_text(content)
-    return content
+        return html_to_text(content[:MAX_HTML_CHARS])
+    return content[:MAX_TEXT_CHARS]
 
 
 def reply_text(text: str) -> str:
-    """What the sender wrote above the quoted original, without signature."""
-    text = cut_at_marker(text)
-    lines = [ln[:MAX_LINE_CHARS] for ln in text.splitlines() if not is_quoted(ln)][:MAX_LINES]
-    message = _PARSER.read("\n".join(lines))
-    for reply in message.replies:
-        if not reply.headers:
-            return str(reply.body)
-        # The top was empty. Someone who writes below an "Am … schrieb:" line answered below
-        # the quote (its ">" lines are gone already); Outlook's header block starts the
-        # original instead, which is no answer.
-        return str(reply.body) if _WROTE_HEADER.match(reply.headers) else ""
-    return ""
+    """What the sender wrote above the quoted original (or below it, when nothing stands
+    above), without signature."""
+    return reply_top(text)
 
 
 # -- HTML --------------------------------------------------------------------------------------
@@ -91,9 +77,32 @@ _BLOCKS = frozenset(
         "article",
     ]
 )
-_SKIPPED = frozenset(("blockquote", "style", "script", "head", "title", "template"))
-_QUOTE_CLASSES = ("gmail_quote", "yahoo_quoted", "moz-forward-container", "protonmail_quote")
-_STOP_IDS = ("divrplyfwdmsg", "appendonsend", "mail-editor-reference-message-container")
+_SKIPPED = frozenset(
+    ("blockquote", "style", "script", "head", "title", "template", "noscript", "svg", "object")
+)
+#: Classes of quoted originals and signatures (Gmail, Yahoo, Thunderbird, Proton, Apple, …).
+_QUOTE_CLASSES = (
+    "gmail_quote",
+    "gmail_signature",
+    "yahoo_quoted",
+    "moz-cite-prefix",
+    "moz-forward-container",
+    "moz-signature",
+    "protonmail_quote",
+    "protonmail_signature_block",
+    "applemail-quote",
+    "ms-outlook-mobile-reference-message",
+)
+#: Ids from which on everything is the quoted original (Outlook, Outlook on the web).
+_STOP_IDS = (
+    "divrplyfwdmsg",
+    "x_divrplyfwdmsg",
+    "appendonsend",
+    "x_appendonsend",
+    "mail-editor-reference-message-container",
+    "stopspelling",
+    "ms-outlook-mobile-signature",
+)
 _VOID = frozenset(
     [
         "br",
@@ -113,41 +122,101 @@ _VOID = frozenset(
 )
 
 
+def _style(value: str) -> dict[str, str]:
+    """A style attribute's declarations, names and values without spaces."""
+    declarations: dict[str, str] = {}
+    for item in value[:2_000].split(";"):
+        name, _, val = item.partition(":")
+        declarations[name.strip()] = "".join(val.split()).removesuffix("!important")
+    return declarations
+
+
+def _is_zero(value: str) -> bool:
+    """Whether a CSS length or number is zero: "0", "0px", "0.0pt", "0%"."""
+    number = value.rstrip("abcdefghijklmnopqrstuvwxyz%")
+    try:
+        return float(number) == 0
+    except ValueError:
+        return False
+
+
+def _hidden(values: dict[str, str], css: dict[str, str]) -> bool:
+    """Whether an element is not seen by a reader of the mail."""
+    if "hidden" in values or values.get("aria-hidden") == "true":
+        return True
+    if not css:
+        return False
+    if css.get("display") == "none" or css.get("visibility") in ("hidden", "collapse"):
+        return True
+    if css.get("mso-hide") == "all" or _is_zero(css.get("opacity", "1")):
+        return True
+    if css.get("color") == "transparent":
+        return True
+    if _is_zero(css.get("font-size", "1")) or _is_zero(css.get("max-height", "1")):
+        return True
+    clipped = _is_zero(css.get("height", "1")) or _is_zero(css.get("width", "1"))
+    return css.get("overflow") == "hidden" and clipped
+
+
+def _starts_original(tag: str, values: dict[str, str], css: dict[str, str]) -> bool:
+    """Outlook's reply header: ids, or a div with a top border and no other border."""
+    if values.get("id", "") in _STOP_IDS:
+        return True
+    if tag != "div" or not css:
+        return False
+    return css.get("border-top", "").startswith("solid") and css.get("border") in (None, "none")
+
+
 class _Flattener(HTMLParser):
-    """Text of an HTML mail without its quoted parts."""
+    """Text of an HTML mail without its quoted or invisible parts."""
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.parts: list[str] = []
         self.skip_depth = 0  # > 0 while inside a quoted or invisible element
         self.stack: list[tuple[str, bool]] = []  # open elements: (tag, starts a skipped part)
+        self.open: Counter[str] = Counter()  # how many of each tag are open (a linear lookup)
         self.stopped = False
+        self.tags = 0
+
+    def _pop(self) -> str:
+        tag, skipped = self.stack.pop()
+        self.skip_depth -= skipped
+        self.open[tag] -= 1
+        return tag
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if self.stopped:
             return
-        values = {k: (v or "").lower() for k, v in attrs}
-        if values.get("id", "") in _STOP_IDS:
+        self.tags += 1
+        if self.tags > MAX_HTML_TAGS:
+            self.stopped = True  # the top of the mail is what counts
+            return
+        values = {k: (v or "").lower() for k, v in attrs[:50]}
+        css = _style(values["style"]) if "style" in values else {}
+        if _starts_original(tag, values, css) and self.skip_depth == 0:
             self.stopped = True  # Outlook: everything from here on is the quoted original
             return
         if tag in _BLOCKS:
             self.parts.append("\n")
         if tag in _VOID:
             return
-        skipped = tag in _SKIPPED or any(c in values.get("class", "") for c in _QUOTE_CLASSES)
+        if tag in _BLOCKS and self.stack and self.stack[-1][0] == "p":
+            self._pop()  # a block closes an open paragraph
+        classes = values.get("class", "").split()
+        skipped = tag in _SKIPPED or any(c in _QUOTE_CLASSES for c in classes)
         skipped = skipped or values.get("data-marker", "") == "__quoted_text__"
+        skipped = skipped or _hidden(values, css)
         self.stack.append((tag, skipped))
+        self.open[tag] += 1
         if skipped:
             self.skip_depth += 1
 
     def handle_endtag(self, tag: str) -> None:
-        if self.stopped or tag in _VOID or all(t != tag for t, _ in self.stack):
+        if self.stopped or tag in _VOID or self.open[tag] <= 0:
             return
-        while self.stack:  # HTML mail leaves elements open: close up to the matching one
-            open_tag, skipped = self.stack.pop()
-            self.skip_depth -= skipped
-            if open_tag == tag:
-                break
+        while self.stack and self._pop() != tag:
+            pass  # HTML mail leaves elements open: close up to the matching one
         if tag in _BLOCKS:
             self.parts.append("\n")
 
@@ -157,12 +226,20 @@ class _Flattener(HTMLParser):
 
 
 def html_to_text(html: str) -> str:
+    """What a reader of an HTML mail sees of it, quoted parts left out, as lines of text."""
     parser = _Flattener()
     try:
-        parser.feed(html)
+        for start in range(0, len(html), 16_384):
+            parser.feed(html[start : start + 16_384])
+            if parser.stopped:
+                break
         parser.close()
     except (AssertionError, ValueError):
         pass  # what was read so far is the top of the mail, which is what counts
     text = "".join(parser.parts).replace("\xa0", " ")
-    lines = [" ".join(line.split()) for line in text.splitlines()]
-    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+    lines: list[str] = []
+    for line in text.splitlines():
+        line = " ".join(line.split())
+        if line or (lines and lines[-1]):  # at most one empty line in a row
+            lines.append(line)
+    return "\n".join(lines).strip()
