@@ -238,6 +238,7 @@ _SIGN_OFFS = (
     "med vänliga hälsningar",
     "hälsningar",
 )
+_LONG_SIGN_OFFS = tuple(p for p in _SIGN_OFFS if " " in p or "grü" in p or "gru" in p)
 _GREETINGS = (
     "hallo",
     "hi",
@@ -323,12 +324,13 @@ def _is_attribution(window: str) -> bool:
     if not _ENDS_LIKE_ATTRIBUTION_RE.search(text[-12:]):
         return _DATE_SENDER_RE.match(text) is not None and "@" in text and text.endswith(">")
     if _VERB_RE.search(text) is None:
-        return _DATE_SENDER_RE.match(text) is not None and "@" in text and text.endswith(">:")
-    if _START_RE.match(text):
+        # Gmail in some locales names no verb: "пн, 3 окт. 2016 г. в 10:00, X <x@y>:".
+        return text.endswith((">:", ">):")) and "@" in text and _DIGIT_RE.search(text) is not None
+    if _START_RE.match(text) or "@" in text or _DIGIT_RE.search(text) is not None:
         return True
-    # No usual start: a sender's address, or a date in a single line, tells it from a sentence
-    # ("Here is what she wrote:").
-    return "@" in text or _DIGIT_RE.search(text) is not None
+    # "Tandem Office wrote:", "Büro schrieb:": a short line ending in its verb and a colon.
+    # Safer to lose a sentence like "Here is what she wrote:" than to read the original.
+    return text.endswith(":") and len(text.split()) <= 6
 
 
 def _continues_attribution(line: str) -> bool:
@@ -430,7 +432,16 @@ def _is_sign_off(line: str) -> bool:
         return True
     # "Regards, Roman", "Viele Grüße, Anna", "Mit freundlichen Grüßen / Kind regards"
     head = _words(line.split(",")[0].split(" / ")[0])
-    return head in _SIGN_OFFS and len(text.split()) <= len(head.split()) + 3
+    if head in _SIGN_OFFS and len(text.split()) <= len(head.split()) + 3:
+        return True
+    # "Herzliche Grüße aus Berlin", "Danke und viele Grüße": only the longer sign-offs, as
+    # "Best time is Monday" is no sign-off.
+    words = text.split()
+    if len(words) > 6:
+        return False
+    return any(
+        text.startswith(phrase + " ") or text.endswith(" " + phrase) for phrase in _LONG_SIGN_OFFS
+    )
 
 
 def _is_greeting(line: str) -> bool:

@@ -223,8 +223,15 @@ CASES: list[tuple[str, str, str]] = [
      "On Friday we met.\n\nOn the whole it went well."),
     ("am-in-sentence", "Am Freitag getroffen.\nAm Montag wieder.\n",
      "Am Freitag getroffen.\nAm Montag wieder."),
-    ("wrote-in-sentence", "Here is what she wrote:\nyes we met\n",
-     "Here is what she wrote:\nyes we met"),
+    ("wrote-in-sentence", "She wrote back quickly: yes we met\n",
+     "She wrote back quickly: yes we met"),
+    ("short-wrote-line-is-an-attribution", "ja\n\nTandem Büro schrieb:\n\nnein\n", "ja"),
+    ("short-wrote-line-en", "yes\n\nTandem Office wrote:\nno\n", "yes"),
+    ("ru-gmail-no-verb-unquoted", "Да\n\nпн, 3 окт. 2016 г. в 10:00, Офис <o@x.ru>:\n\nнет\n",
+     "Да"),
+    ("de-sign-off-with-more", "ja\n\nHerzliche Grüße aus Berlin\nAnna\nHilfe e.V.\n", "ja"),
+    ("de-danke-und-gruesse", "getroffen\n\nDanke und viele Grüße\nTom\n", "getroffen"),
+    ("best-is-no-sign-off", "yes\nBest time is Monday\n", "yes\nBest time is Monday"),
     ("sentence-right-above-attribution", "On Friday we met.\nOn Fri, May 1, 2026 Office "
      "<o@x.org> wrote:\n> no\n", "On Friday we met."),
     ("satz-direkt-ueber-attribution", "Am Freitag getroffen.\nAm 01.05.2026 schrieb Büro "
