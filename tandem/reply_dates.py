@@ -45,7 +45,9 @@ _NUM = r"(\d{1,3}|" + "|".join(sorted(_NUMBER_WORDS, key=len, reverse=True)) + r
 _UNIT = r"(tagen|tage|tag|days?|wochen|woche|weeks?|monaten|monate|monat|months?)"
 _FUTURE_RE = re.compile(rf"\b(?:in|nach|after|for)\s+{_NUM}\s+{_UNIT}\b")
 _LATER_RE = re.compile(rf"\b{_NUM}\s+{_UNIT}\s+(?:spaeter|later)\b")
-_NEXT_RE = re.compile(r"\b(?:naechste|naechsten|next)\s+(woche|week|monat|month)\b")
+_NEXT_RE = re.compile(
+    r"\b(?:naechste|naechsten|naechster|kommende|kommenden|next|coming)\s+(woche|week|monat|month)\b"
+)
 _AGO_RE = re.compile(rf"\b(?:vor\s+{_NUM}\s+{_UNIT}|{_NUM}\s+{_UNIT}\s+ago)\b")
 _RELATIVE_DAYS = {
     "heute": 0,
@@ -73,7 +75,22 @@ _WEEKDAYS = {
 }
 #: "letzten Dienstag", "am Montag", "last friday", "on monday": the most recent such day.
 _WEEKDAY_RE = re.compile(
-    r"\b(?:(letzten|letzte|vergangenen|last|am|on)\s+)?(" + "|".join(_WEEKDAYS) + r")\b"
+    r"\b(?:(letzten|letzte|vergangenen|last|am|on|naechsten|naechster|kommenden|next|coming|this"
+    r"|diesen|ab|from|starting)\s+)?(" + "|".join(_WEEKDAYS) + r")\b"
+)
+_AHEAD = frozenset(
+    {
+        "naechsten",
+        "naechster",
+        "kommenden",
+        "next",
+        "coming",
+        "this",
+        "diesen",
+        "ab",
+        "from",
+        "starting",
+    }
 )
 #: Later, but when is not said in weeks: "nach Ostern", "after the holidays", "im Januar".
 _VAGUE_LATER_RE = re.compile(
@@ -191,6 +208,8 @@ class Facts:
     snooze_weeks: int | None = None
     #: "in 3 Wochen" without another word means "later".
     duration_only: bool = False
+    #: A time ahead is named ("nächste Woche", "kommenden Montag").
+    future: bool = False
 
 
 def _blank(text: str, match: re.Match[str]) -> str:
@@ -207,6 +226,7 @@ def extract_facts(text: str, today: date) -> Facts:
                 facts.duration_only = True
             facts.text = _blank(facts.text, m)
     for m in list(_NEXT_RE.finditer(facts.text)):
+        facts.future = True
         if facts.snooze_weeks is None:
             facts.snooze_weeks = 1 if m.group(1) in ("woche", "week") else 4
             facts.duration_only = True
@@ -237,6 +257,10 @@ def extract_facts(text: str, today: date) -> Facts:
         facts.duration_only = True
         facts.text = _blank(facts.text, m)
     for m in list(_WEEKDAY_RE.finditer(facts.text)):
+        if m.group(1) in _AHEAD:
+            facts.future = True
+            facts.text = _blank(facts.text, m)
+            continue
         back = (today.weekday() - _WEEKDAYS[m.group(2)]) % 7
         if back == 0 and m.group(1) in ("letzten", "letzte", "vergangenen", "last"):
             back = 7

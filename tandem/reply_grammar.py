@@ -27,11 +27,14 @@ from tandem.reply_words import (
     CLAUSE_BREAKS,
     CONDITIONS,
     EMOJI,
+    FUTURE,
     GREETINGS,
     HEDGES,
     NEGATORS,
     PHRASES,
     PLAIN,
+    SENTENCE_STARTS,
+    SEPARABLE,
     THIRD_PARTY,
     Category,
     Weak,
@@ -53,7 +56,7 @@ MAX_LINES = 15
 _MAX_LINE_CHARS = 300
 _MAX_SUBJECT_CHARS = 200
 
-Problem = Literal["empty", "not_understood", "ambiguous", "not_allowed"]
+Problem = Literal["empty", "not_understood", "ambiguous", "not_allowed", "automatic"]
 
 
 @dataclass(frozen=True)
@@ -245,6 +248,9 @@ _ADDRESS_OR_LINK = re.compile(r"\S{0,100}@\S{1,100}|\b(?:https?://|www\.)\S{0,20
 _REPEATS = re.compile(r"([a-z])\1{2,}")
 _EMOJI_RE = re.compile("|".join(EMOJI))
 _SKIN_TONES = re.compile("[\U0001f3fb-\U0001f3ff\ufe0f]")
+_COMMENT = re.compile(r"<!--.{0,300}?-->")
+#: "(gern mit Datum, z. B. „getroffen am 14.03.“)": an example copied from our mail is no fact.
+_EXAMPLE = re.compile(r"\b(?:z\.\s?b\.|zb\.|e\.\s?g\.|zum beispiel|for example)[^)\n]{0,200}", re.I)
 
 
 def normalize(text: str) -> str:
@@ -257,7 +263,7 @@ def normalize(text: str) -> str:
 
 
 def _prepare(line: str) -> str:
-    line = _ADDRESS_OR_LINK.sub(" ", line)
+    line = _EXAMPLE.sub(" ", _ADDRESS_OR_LINK.sub(" ", _COMMENT.sub(" ", line)))
     line = _LOWER_THIRD_PERSON.sub("drittperson", line)
     line = _EMOJI_RE.sub(lambda m: EMOJI[m.group(0)], _SKIN_TONES.sub("", line))
     return normalize(line)
@@ -322,7 +328,14 @@ def _find_hits(words: list[str]) -> list[_Hit]:
             continue
         hits.append(hit)
         i = hit.end
-    return hits
+    if len(words) > 2 and words[-1] in SEPARABLE and not any(h.end == len(words) for h in hits):
+        verbs, category = SEPARABLE[words[-1]]
+        used = {k for h in hits for k in range(h.start, h.end)}
+        for k, word in enumerate(words[:-1]):
+            if word in verbs and k not in used:  # "ich höre als Mentor auf"
+                hits.append(_Hit(k, k + 1, category))
+                break
+    return sorted(hits, key=lambda h: h.start)
 
 
 def _match_at(words: list[str], i: int) -> _Hit | None:
@@ -368,6 +381,9 @@ def _negate(clause: _Clause) -> None:
     # not-yet in a clause with an answer phrase turns that phrase and is used up by it.
     turnable = [h for h in hits if isinstance(h.category, Intent) or h.category is Weak.YES]
     for h in list(hits):
+        bare = h.end - h.start == 1 and clause.words[h.start] in _ANSWER_WORDS
+        if bare and not any(isinstance(t.category, Intent) for t in turnable):
+            continue  # "ja nein" contradicts itself; it does not negate
         if h.category in (Weak.NO, Weak.NOT_YET) and turnable:
             target = min(turnable, key=lambda s: abs(s.start - h.start))
             if target.negated_by is None:
@@ -380,14 +396,39 @@ def _negate(clause: _Clause) -> None:
                 h.negated_by = h.start
 
 
-def _starts_answer(words: list[str], i: int) -> bool:
-    """An answer phrase starts at ``words[i]`` ("no help needed": that "no" belongs to it)."""
-    hit = _match_at(words, i) if i < len(words) else None
-    return hit is not None and isinstance(hit.category, Intent)
-
-
 def _split_clauses(sentence: str) -> list[_Clause]:
-    question = "?" in sentence
+    """The clauses of one sentence; only the last one of a question is asked."""
+    clauses = _clauses(sentence)
+    if clauses and "?" in sentence:
+        asked = clauses[-1:] if clauses[-1].words[0] in _QUESTION_WORDS else clauses
+        for clause in asked:
+            clause.question = True
+    return clauses
+
+
+#: A last clause starting with one of these is the question ("…, warum sollte ich nicht?").
+_QUESTION_WORDS = frozenset(
+    [
+        "warum",
+        "wieso",
+        "weshalb",
+        "wie",
+        "was",
+        "wann",
+        "wo",
+        "wer",
+        "why",
+        "how",
+        "what",
+        "when",
+        "where",
+        "who",
+    ]
+)
+
+
+def _clauses(sentence: str) -> list[_Clause]:
+    question = False
     clauses: list[_Clause] = []
     for part in _CLAUSE_SPLIT.split(sentence.rstrip(".!?; ")):
         words = _WORD.findall(part)
@@ -398,7 +439,7 @@ def _split_clauses(sentence: str) -> list[_Clause]:
                 current = []
                 continue
             current.append(word)
-            if k == 0 and word in _ANSWER_WORDS and not _starts_answer(words, 1):
+            if k == 0 and word in _ANSWER_WORDS and len(words) > 1 and words[1] in SENTENCE_STARTS:
                 clauses.append(_Clause(current, question))  # "nein ich möchte nicht …"
                 current = []
         if current:
@@ -434,10 +475,15 @@ def _resolve(category: Category, negated: bool, kind: RequestKind) -> Category |
     wish to go on, "noch nicht getroffen" a not-yet; "keine Hilfe" says nothing."""
     if category is Intent.SHADOWING and kind is RequestKind.SHADOWING:
         return Weak.NO if negated else None  # the topic of the question, not an answer
+    if category is Weak.MEETING:  # "noch nicht getroffen" says not yet; "treffen" nothing
+        return Weak.NOT_YET if negated else None
     if not negated:
         return category
     return _NEGATED.get(category)
 
+
+#: What a question may ask for: a call, a later date, a visit. Anything else it only asks.
+_ASKABLE = frozenset({Intent.HELP, Intent.SNOOZE, Intent.SHADOWING})
 
 _NEGATED: dict[Category, Category] = {
     Intent.CONTINUE: Intent.DECLINE,
@@ -468,6 +514,8 @@ class _Text:
     unsure: bool = False
     #: A condition stands beside the answer ("wenn", "falls", "if").
     conditional: bool = False
+    #: Something ahead is spoken of ("ab nächster Woche", "starting Monday").
+    future: bool = False
     lines: int = 0
 
 
@@ -489,6 +537,7 @@ def _read_lines(lines: list[str], kind: RequestKind, today: date) -> _Text:
         if found.lines > MAX_LINES:
             break
         _merge_facts(found.facts, facts)
+        found.future = found.future or facts.future
         if facts.duration_only and not any(said for _, said in line_said):
             found.said.append(_Said(Intent.SNOOZE))
         for clause, said in line_said:
@@ -504,7 +553,13 @@ def _read_lines(lines: list[str], kind: RequestKind, today: date) -> _Text:
                 pending_question = []
                 found.unsure = True  # a question of theirs, not an answer
             if clause.question and said:
-                pending_question = said
+                # "Können Sie mich anrufen?", "Kann ich später antworten?" ask for something;
+                # "Kann ich auch aufhören?" only asks.
+                if clause.plain() and len(clause.words) <= 2:  # "Hospitation?": an echo
+                    pending_question = said
+                    continue
+                found.said.extend(x for x in said if x.category in _ASKABLE)
+                pending_question = [x for x in said if x.category not in _ASKABLE]
                 continue
             if clause.conditional:
                 found.conditional = True
@@ -521,8 +576,10 @@ def _read_lines(lines: list[str], kind: RequestKind, today: date) -> _Text:
                 found.plain = False
                 said = [s for s in said if s.category not in DESTRUCTIVE]
             if clause.hedged:
-                for s in said:
-                    s.unsure = True
+                for x in said:
+                    x.unsure = True
+            if any(w in FUTURE for w in clause.words):
+                found.future = True
             found.said.extend(said)
             if not _plain_clause(clause):
                 found.plain = False
@@ -596,6 +653,15 @@ _WEAK_MEANS: dict[Weak, dict[RequestKind, Intent]] = {
 }
 
 
+#: Out-of-office notes that came without auto-reply headers: never an answer.
+_OUT_OF_OFFICE = re.compile(
+    r"\b(?:nicht im buero|ausser haus|abwesenheitsnotiz|automatische antwort|in dringenden faellen"
+    r"|keinen zugriff auf (?:meine|mein)|eingeschraenkt erreichbar|bin ab dem|ab dem .{0,20}wieder"
+    r"|out of (?:the )?office|annual leave|on leave until|limited access to (?:my )?e-?mail"
+    r"|automatic reply|in urgent cases|for urgent matters|will be back on|return on)\b"
+)
+
+
 # -- the reading ----------------------------------------------------------------------------------
 
 
@@ -614,6 +680,8 @@ def read_reply(text: str, kind: RequestKind, *, today: date, subject: str = "") 
 
 
 def _read(lines: list[str], kind: RequestKind, today: date) -> Reading:
+    if any(_OUT_OF_OFFICE.search(normalize(line)) for line in lines[:MAX_LINES]):
+        return Reading(None, problem="automatic")
     found = _read_lines(lines, kind, today)
     if not found.said:
         if found.lines == 0:
@@ -629,9 +697,25 @@ def _decide(found: _Text, kind: RequestKind) -> Reading:
     if Weak.NOT_YET in weak or Weak.KEEP in weak:
         weak.discard(Weak.NO)  # "nein, noch nicht", "nein, nicht aufhören": the no agrees
     weak_meanings = {m for w in weak if (m := _WEAK_MEANS[w].get(kind)) is not None}
-    if kind is RequestKind.DECISION and Intent.MET in strong and len(strong) > 1:
-        strong.remove(Intent.MET)  # "getroffen, und wir machen weiter": the decision counts
     fitting = [i for i in strong if i in allowed]
+    if (
+        Intent.MET in fitting
+        and len(fitting) > 1
+        and (kind is RequestKind.DECISION or Intent.STOP in fitting)
+    ):
+        fitting.remove(Intent.MET)  # "getroffen, aber wir möchten aufhören": the wish counts
+    if Intent.HELP in fitting:
+        fitting = [Intent.HELP]  # whatever else they say, the office calls them
+    if fitting == [Intent.MET] and kind is RequestKind.DECISION and weak - {Weak.MEETING}:
+        fitting = []  # "Ja, unbedingt. Das erste Treffen war super.": the yes decides
+    weak_only = not fitting
+    if not fitting and strong:
+        negative = {w for w in weak if w in (Weak.NO, Weak.NOT_YET)}
+        fallback = {
+            m for w in negative if (m := _WEAK_MEANS[w].get(kind)) is not None and m in allowed
+        }
+        if len(fallback) == 1:  # "Im Moment nicht, vielleicht im Frühjahr": the no counts
+            strong, weak_only = [], True
     if fitting:
         if len(fitting) > 1:
             return Reading(None, problem="ambiguous")
@@ -659,6 +743,12 @@ def _decide(found: _Text, kind: RequestKind) -> Reading:
             return Reading(None, problem="not_allowed", found=intent)
     if found.conditional and not is_destructive(intent, kind):
         return Reading(None, problem="ambiguous")  # "ja, aber nur wenn …": not known yet
+    if weak_only and any(x.unsure for x in found.said) and not is_destructive(intent, kind):
+        return Reading(None, problem="ambiguous")  # "grundsätzlich ja, aber …"
+    if weak_only and found.future and intent in (Intent.MET, Intent.PHASE_DONE):
+        if intent is Intent.MET:
+            return Reading(None, problem="ambiguous")  # "ja, nächste Woche": not yet met
+        found.unsure = True  # "ja, ab nächster Woche": asked back
     unsure = is_destructive(intent, kind) and (
         found.unsure
         or found.conditional

@@ -21,6 +21,8 @@ class Weak(StrEnum):
     NOT_YET = "not_yet"
     #: "nicht aufhören", "don't want to stop": to a decision, that is a yes.
     KEEP = "keep"
+    #: "treffen", "meet", "Kontakt": no answer by itself, but "noch nicht getroffen" is.
+    MEETING = "meeting"
 
 
 Category = Intent | Weak
@@ -87,6 +89,12 @@ PHRASES: dict[Category, tuple[str, ...]] = {
         "don't know yet",
         "haven't decided",
         "not decided",
+        "schwer zu sagen",
+        "hard to say",
+        "kann ich noch nicht sagen",
+        "can't say yet",
+        "noch offen",
+        "weiss es noch nicht",
     ),
     Intent.MET: (
         "getroffen",
@@ -113,6 +121,11 @@ PHRASES: dict[Category, tuple[str, ...]] = {
         "had a chat",
         "caught up",
         "met up",
+        "treffen war",
+        "troffen",
+        "ham uns troffen",
+        "haben uns ausgetauscht",
+        "ausgetauscht",
     ),
     Intent.SNOOZE: (
         "spaeter",
@@ -132,6 +145,19 @@ PHRASES: dict[Category, tuple[str, ...]] = {
         "melden sie sich",
         "bitte melden",
         "gespraech mit ihnen",
+        "mich anrufen",
+        "mich mal anrufen",
+        "mich bitte anrufen",
+        "mich zurueckrufen",
+        "mich bitte zurueckrufen",
+        "zurueckrufen",
+        "mich kontaktieren",
+        "me a call",
+        "contact me",
+        "ring me",
+        "telefonieren wir",
+        "koennen wir telefonieren",
+        "nachhaken",
     ),
     Intent.STOP: (
         "stop",
@@ -156,6 +182,15 @@ PHRASES: dict[Category, tuple[str, ...]] = {
         "end the mentorship",
         "stop the tandem",
         "withdraw",
+        "steige aus",
+        "steigen aus",
+        "take me off",
+        "remove me",
+        "abmelden",
+        "melde mich ab",
+        "nehmen sie mich aus",
+        "aus dem programm nehmen",
+        "opt out",
     ),
     Intent.SHADOWING: (
         "hospitation",
@@ -234,6 +269,31 @@ PHRASES: dict[Category, tuple[str, ...]] = {
         "no problem",
         "no worries",
         "possible",
+        "wieso nicht",
+        "warum nicht",
+        "why not",
+        "don't see why not",
+        "dont see why not",
+        "nichts dagegen",
+        "spricht nichts dagegen",
+        "no objection",
+        "no objections",
+        "das geht",
+        "geht klar",
+        "geht in ordnung",
+        "klappt",
+        "das klappt",
+        "bin dabei",
+        "sind dabei",
+        "i'm in",
+        "count me in",
+        "basst",
+        "passt schon",
+        "alles klar",
+        "freilich",
+        "gladly",
+        "with pleasure",
+        "welcome",
     ),
     Weak.NO: (
         "nein",
@@ -256,6 +316,32 @@ PHRASES: dict[Category, tuple[str, ...]] = {
         "not really",
         "no way",
         "definitely not",
+        "im moment nicht",
+        "gerade nicht",
+        "derzeit nicht",
+        "momentan nicht",
+        "zurzeit nicht",
+        "not right now",
+        "not at the moment",
+        "not now",
+        "not this term",
+        "geht nicht",
+        "geht leider nicht",
+        "geht gerade nicht",
+        "klappt nicht",
+        "klappt leider nicht",
+        "won't work",
+        "wont work",
+        "doesn't work",
+        "does not work",
+        "funktioniert nicht",
+        "not possible",
+    ),
+    Weak.MEETING: (
+        "treffen",
+        "meet",
+        "kontakt",
+        "contact",
     ),
     Weak.NOT_YET: (
         "noch nicht",
@@ -268,7 +354,21 @@ PHRASES: dict[Category, tuple[str, ...]] = {
         "not yet",
         "not so far",
         "yet to",
+        "still waiting",
+        "warte noch",
+        "warten noch",
+        "noch warten",
     ),
+}
+
+#: German verbs whose particle goes to the end: "Ich höre als Mentor auf", "wir machen
+#: trotz allem weiter". particle -> verb forms -> meaning.
+SEPARABLE: dict[str, tuple[tuple[str, ...], Category]] = {
+    "auf": (("hoere", "hoeren", "hoert", "hoer"), Intent.STOP),
+    "aus": (("steige", "steigen", "steigt", "trete", "treten", "tritt"), Intent.STOP),
+    "ab": (("breche", "brechen", "bricht", "melde", "melden"), Intent.STOP),
+    "weiter": (("mache", "machen", "macht"), Intent.CONTINUE),
+    "fort": (("setze", "setzen", "setzt", "fuehre", "fuehren"), Intent.CONTINUE),
 }
 
 #: Words that negate the nearest phrase of their clause.
@@ -292,9 +392,37 @@ NEGATORS = frozenset(
     )
 )
 
+#: Words that put what a clause says ahead: "ab nächster Woche", "starting Monday".
+FUTURE = frozenset(
+    ("morgen", "tomorrow", "uebermorgen", "starting", "beginnt", "starts", "los", "bald", "soon")
+)
+
+#: Words after which a leading "ja"/"nein" is an answer of its own ("Nein, ich möchte …").
+SENTENCE_STARTS = frozenset(
+    """
+    ich wir es das sie er der die mein meine unser unsere leider danke bitte sorry also
+    i we it that this the my our unfortunately thanks thank please you
+    """.split()  # noqa: SIM905 - a word list reads better as text
+)
+
 #: Words that make what their clause says hypothetical: nothing in it is an answer.
 CONDITIONS = frozenset(
-    ("wenn", "falls", "sofern", "ob", "vorausgesetzt", "if", "unless", "whether", "provided")
+    (
+        "wenn",
+        "falls",
+        "sofern",
+        "ob",
+        "vorausgesetzt",
+        "if",
+        "unless",
+        "whether",
+        "provided",
+        # still to be settled with someone else
+        "abklaeren",
+        "klaeren",
+        "ruecksprache",
+        "abstimmen",
+    )
 )
 
 #: Words that make a clause unsure: a destructive answer in it is asked back.
@@ -332,6 +460,12 @@ HEDGES = frozenset(
         "fragen",
         "wonder",
         "wondering",
+        "grundsaetzlich",
+        "prinzipiell",
+        "principle",
+        "fast",
+        "almost",
+        "nearly",
     )
 )
 
@@ -379,6 +513,12 @@ THIRD_PARTY = frozenset(
         "studies",
         "degree",
         "residency",
+        "partner",
+        "partnerin",
+        "husband",
+        "wife",
+        "boyfriend",
+        "girlfriend",
     )
 )
 
@@ -397,8 +537,8 @@ PLAIN = frozenset(
     want the our my it this me am is be mich uns mir gleich direkt lieber zeit dann also ok
     okay sehr danke vielen herzlichen thanks thank you fuer alles for everything schade
     sorry bin habe hat haben seit since begonnen angefangen gestartet started begun already
-    schon bereits phase weiterbildung facharzt residency job stelle have has just gerade i'd i'm we'd
-    i'll we'll rather
+    schon bereits phase weiterbildung facharzt residency job stelle have has just gerade
+    i'd i'm we'd i'll we'll rather auf aus ab fort
     dank
     """.split()  # noqa: SIM905 - a word list reads better as text
 )

@@ -25,8 +25,6 @@ from email.message import EmailMessage
 from enum import StrEnum
 from functools import cache
 
-import pytest
-
 from replies.reading import Action, MailReading, UnreadableMail, read_message
 from tandem.answers import ALLOWED, Intent
 from tests.corpus_mail import DESTRUCTIVE, TEMPLATES, Case, client_of, load_cases, load_raw
@@ -182,7 +180,6 @@ def test_corpus_is_well_formed() -> None:
         assert mail.startswith(b"From: ") and b"\r\nSubject: " in mail, case.id
 
 
-@pytest.mark.xfail(reason="reader being rewritten", strict=False)
 def test_reader_on_the_corpus() -> None:
     results = scored()
     text = report(results)
