@@ -203,8 +203,8 @@ class _Flattener(HTMLParser):
             return
         if tag in _BLOCKS and self.stack and self.stack[-1][0] == "p":
             self._pop()  # a block closes an open paragraph
-        classes = values.get("class", "").split()
-        skipped = tag in _SKIPPED or any(c in _QUOTE_CLASSES for c in classes)
+        classes = values.get("class", "").split()[:20]
+        skipped = tag in _SKIPPED or any(c.startswith(_QUOTE_CLASSES) for c in classes)
         skipped = skipped or values.get("data-marker", "") == "__quoted_text__"
         skipped = skipped or _hidden(values, css)
         self.stack.append((tag, skipped))

@@ -321,6 +321,48 @@ def test_html_hidden_and_quoted_text_is_not_read(hidden: str) -> None:
     assert "Hilfe" not in html_to_text(html)
 
 
+CLIENT_HTML = {
+    "gmail": '<div dir="ltr">Danke, alles gut</div><br><div class="gmail_quote '
+    'gmail_quote_container"><div dir="ltr" class="gmail_attr">Am Fr., 1. Mai 2026 um 10:00 Uhr '
+    'schrieb Büro &lt;<a href="mailto:no-reply@x.de">no-reply@x.de</a>&gt;:<br></div>'
+    '<blockquote class="gmail_quote" style="margin:0px 0px 0px 0.8ex">Hilfe</blockquote></div>',
+    "outlook-desktop": "<html><head><style>p.MsoNormal{margin:0}</style></head><body>"
+    "<div class=WordSection1><p class=MsoNormal>Danke, alles gut<o:p></o:p></p>"
+    "<p class=MsoNormal><o:p>&nbsp;</o:p></p><div><div style='border:none;border-top:solid "
+    "#E1E1E1 1.0pt;padding:3.0pt 0cm 0cm 0cm'><p class=MsoNormal><b>Von:</b> Büro &lt;b@x.de&gt;"
+    "<br><b>Gesendet:</b> Freitag<br><b>An:</b> Jonas<br><b>Betreff:</b> Frage</p></div></div>"
+    "<p class=MsoNormal>Hilfe</p></div></body></html>",
+    "outlook-web": '<div style="font-family:Calibri">Danke, alles gut</div><div id="appendonsend">'
+    '</div><hr style="display:inline-block;width:98%" tabindex="-1"><div id="divRplyFwdMsg" '
+    'dir="ltr"><font face="Calibri"><b>From:</b> Office<br><b>Sent:</b> Friday</font></div>'
+    "<div>Hilfe</div>",
+    "apple-mail": '<html><body style="word-wrap: break-word;">Danke, alles gut<br><div><br>'
+    '<blockquote type="cite"><div>Am 01.05.2026 um 10:00 schrieb Büro &lt;b@x.de&gt;:</div>'
+    '<br class="Apple-interchange-newline"><div>Hilfe</div></blockquote></div></body></html>',
+    "thunderbird": '<html><body><p>Danke, alles gut<br></p><div class="moz-cite-prefix">Am '
+    '01.05.26 um 10:00 schrieb Büro:<br></div><blockquote type="cite">Hilfe</blockquote>'
+    "</body></html>",
+    "ios-mail": '<html><body dir="auto">Danke, alles gut<br><br><div dir="ltr">Von meinem iPhone '
+    'gesendet</div><div dir="ltr"><br><blockquote type="cite">Am 01.05.2026 um 10:00 schrieb '
+    'Büro &lt;b@x.de&gt;:<br><br></blockquote></div><blockquote type="cite"><div dir="ltr">'
+    "Hilfe</div></blockquote></body></html>",
+    "yahoo": '<html><body><div class="ydp1"><div>Danke, alles gut</div></div><div '
+    'id="yahoo_quoted_123" class="yahoo_quoted"><div>Am Freitag schrieb Büro:</div><div>Hilfe'
+    "</div></div></body></html>",
+    "proton": '<div>Danke, alles gut</div><div class="protonmail_quote">On Friday, Office wrote:'
+    '<blockquote class="protonmail_quote">Hilfe</blockquote></div>',
+    "attribution-in-plain-divs": "<div>Danke, alles gut</div><div>On Fri, May 1, 2026 at 10:00 "
+    "AM Office &lt;o@x.org&gt; wrote:</div><div>Hilfe</div>",
+    "outlook-header-as-paragraphs": "<p>Danke, alles gut</p><p><b>Von:</b> Büro &lt;b@x.de&gt;"
+    "<br><b>Gesendet:</b> Freitag<br><b>An:</b> Jonas<br><b>Betreff:</b> Frage</p><p>Hilfe</p>",
+}
+
+
+@pytest.mark.parametrize("html", CLIENT_HTML.values(), ids=CLIENT_HTML.keys())
+def test_html_of_mail_clients_gives_the_words_on_top(html: str) -> None:
+    assert reply_text(body_text(html_mail(html))) == "Danke, alles gut"
+
+
 def test_html_hidden_text_before_the_visible_answer() -> None:
     html = (
         '<div style="display:none;max-height:0">Hilfe Hilfe Hilfe</div>'
