@@ -4,6 +4,10 @@ The outbox row is keyed by the mail's idempotency key, so a retried activity fin
 and, once SMTP has accepted it, sends nothing again. The ``Message-ID`` is derived from the
 same key, so even a resend after a crash in the instant between "accepted" and "marked"
 carries the same id and is recognisable as a duplicate by receivers.
+
+No raw reply token is kept: the outbox row holds the Message-ID with its token reference (the
+token's hash) and no ``Reply-To`` (it is derived again from the key when the mail is built),
+and the receipt, which lands in workflow history, holds the Message-ID without the reference.
 """
 
 from __future__ import annotations
@@ -20,7 +24,14 @@ from temporalio.exceptions import ApplicationError
 
 from activities.people import Conn, get_mentee, get_mentor
 from tandem.answers import RequestKind, request_id
-from tandem.mail import mail_context, message_id, render, reply_token, token_hash
+from tandem.mail import (
+    bare_message_id,
+    mail_context,
+    message_id,
+    render,
+    reply_token,
+    token_hash,
+)
 from tandem.messages import MailReceipt, MailRequest
 from tandem.models import Role
 from tandem.programs import Program
@@ -61,7 +72,7 @@ class Outbox:
                 row = await self._enqueue(conn, request)
             if row["sent_at"] is not None:
                 log.info("mail_already_sent", key=request.idempotency_key)
-                return MailReceipt(message_id=row["message_id"], newly_sent=False)
+                return MailReceipt(message_id=bare_message_id(row["message_id"]), newly_sent=False)
             await conn.execute(
                 "UPDATE outbox SET attempts = attempts + 1 WHERE idempotency_key = $1",
                 request.idempotency_key,
@@ -80,7 +91,7 @@ class Outbox:
         )
         if self._after_accept is not None:
             await self._after_accept(request)
-        return MailReceipt(message_id=row["message_id"], newly_sent=True)
+        return MailReceipt(message_id=bare_message_id(row["message_id"]), newly_sent=True)
 
     async def _enqueue(self, conn: Conn, request: MailRequest) -> asyncpg.Record:
         """Render once and store; a concurrent or later attempt reuses the stored row."""
@@ -108,7 +119,6 @@ class Outbox:
         mail = render(request.template, language, context)
         secret = self._settings.reply_token_secret.get_secret_value().encode()
         token = reply_token(secret, request.idempotency_key)
-        reply_to = self._settings.reply_address(token) if recipient else None
         async with conn.transaction():
             await conn.execute(
                 """
@@ -128,7 +138,7 @@ class Outbox:
                 recipient_id,
                 request.template,
                 to_address,
-                reply_to,
+                None,  # the Reply-To is derived again when the mail is built: no raw token kept
                 mail.subject,
                 mail.body,
             )
@@ -161,7 +171,11 @@ class Outbox:
         msg["Message-ID"] = row["message_id"]
         msg["Date"] = format_datetime(row["created_at"].astimezone(UTC))
         msg["Auto-Submitted"] = "auto-generated"
-        if row["reply_to"]:
-            msg["Reply-To"] = row["reply_to"]
+        reply_to = row["reply_to"]  # rows written before tokens were no longer kept
+        if not reply_to and row["recipient_id"] is not None:
+            secret = self._settings.reply_token_secret.get_secret_value().encode()
+            reply_to = self._settings.reply_address(reply_token(secret, row["idempotency_key"]))
+        if reply_to:
+            msg["Reply-To"] = reply_to
         msg.set_content(row["body"])
         return msg

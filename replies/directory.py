@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncpg
 
 from replies.pipeline import Person, TokenRecord
+from tandem.mail import TOKEN_REF_BYTES
 from tandem.models import Language, Role
 
 _TABLES = {Role.MENTOR: "mentors", Role.MENTEE: "mentees"}
@@ -15,11 +16,20 @@ class PgDirectory:
         self._pool = pool
 
     async def token(self, token_hash: bytes) -> TokenRecord | None:
-        row = await self._pool.fetchrow(
-            "SELECT mentee_id, role, person_id, request_id, expires_at, revoked_at"
-            " FROM reply_tokens WHERE token_hash = $1",
-            token_hash,
-        )
+        """The token with this hash, or with a hash starting with these ``TOKEN_REF_BYTES``
+        (the reference a request's Message-ID carries)."""
+        if len(token_hash) == TOKEN_REF_BYTES:
+            row = await self._pool.fetchrow(
+                "SELECT mentee_id, role, person_id, request_id, expires_at, revoked_at"
+                " FROM reply_tokens WHERE substring(token_hash from 1 for 15) = $1",
+                token_hash,
+            )
+        else:
+            row = await self._pool.fetchrow(
+                "SELECT mentee_id, role, person_id, request_id, expires_at, revoked_at"
+                " FROM reply_tokens WHERE token_hash = $1",
+                token_hash,
+            )
         if row is None or row["role"] not in (Role.MENTOR.value, Role.MENTEE.value):
             return None
         return TokenRecord(

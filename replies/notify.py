@@ -1,10 +1,16 @@
 """The short mails about a reply: a confirmation of what we understood, or a help text.
 
 Confirmations go to the person on file, threaded under their reply, with the same reply
-address, so a correction is one more reply. Help texts go out at most once a day per sender
-(kept as a keyed hash, never as an address). Every one carries ``Auto-Submitted:
+address, so a correction is one more reply. Every one carries ``Auto-Submitted:
 auto-replied`` (RFC 3834: no auto-reply to it) and a Message-ID derived from the reply's, so
 a retry sends the very same mail.
+
+Nothing here can be made to send much: per day, at most one confirmation per answer and per
+request and person, at most one help text or question per person, and at most
+``NOTICES_PER_DAY`` mails about replies per person and per mailbox (plus-tags and case
+folded: ``Victim+3@X`` is ``victim@x``). The counts are kept per keyed hash of the scope (HMAC
+with the reply-token secret), never as an id or an address. A help text in answer to one of
+our own notices that was not understood is not sent at all (that is how loops start).
 """
 
 from __future__ import annotations
@@ -27,6 +33,9 @@ from tandem.reply_grammar import CONFIRM_WORDS, Reading, allowed_intents
 from tandem.settings import Settings
 
 log = structlog.get_logger(__name__)
+
+#: Mails about replies one person (and one mailbox) gets a day, whatever they send.
+NOTICES_PER_DAY = 3
 
 
 class Sender(Protocol):
@@ -63,10 +72,12 @@ class MailNotifier:
             },
         )
         message = self._message(to.email, mail.subject, mail.body, ctx, "confirmed", ctx.token)
-        if duplicate:  # a replayed mail must not become a way to send mail to someone
-            await self._once_a_day(to.email, ctx, message)
-        elif await self._send(message, ctx):
-            log.info("reply_confirmed", answer_id=ctx.answer_id[:16])
+        # One confirmation per answer (``duplicate``: our own retry after a crash, confirmed
+        # only if the first attempt did not) and per request and person a day.
+        scopes = [(f"confirm-answer:{ctx.answer_id}", 1)]
+        if ctx.request_id is not None:
+            scopes.append((f"confirm-request:{_person(ctx, to)}/{ctx.request_id}", 1))
+        await self._limited(to.email, ctx, message, scopes, "confirmed")
 
     async def help(
         self, to: Person, ctx: ReplyContext, kind: RequestKind, reading: Reading | None
@@ -85,7 +96,10 @@ class MailNotifier:
         mail = render("reply_help", to.language.value, context)
         token = ctx.token if allowed else None
         message = self._message(to.email, mail.subject, mail.body, ctx, "help", token)
-        await self._once_a_day(to.email, ctx, message)
+        if ctx.answers_notice and reading is not None:
+            log.info("reply_help_skipped", answer_id=ctx.answer_id[:16], why="answers_notice")
+            return
+        await self._limited(to.email, ctx, message, self._help_scopes(to, ctx), "help")
 
     async def ask_to_confirm(
         self, to: Person, ctx: ReplyContext, kind: RequestKind, intent: Intent
@@ -99,43 +113,63 @@ class MailNotifier:
         }
         mail = render("reply_confirm_question", language, context)
         message = self._message(to.email, mail.subject, mail.body, ctx, "question", ctx.token)
-        await self._once_a_day(to.email, ctx, message)
-
-    async def neutral_help(self, to_address: str, ctx: ReplyContext) -> None:
-        mail = render("reply_neutral", "de", {})
-        try:
-            message = self._message(to_address, mail.subject, mail.body, ctx, "neutral", None)
-        except (ValueError, TypeError, IndexError):
-            log.info("reply_help_skipped", answer_id=ctx.answer_id[:16], why="bad_address")
-            return
-        await self._once_a_day(to_address, ctx, message)
+        await self._limited(to.email, ctx, message, self._help_scopes(to, ctx), "question")
 
     # -- helpers
 
-    async def _once_a_day(self, address: str, ctx: ReplyContext, message: EmailMessage) -> None:
-        """Send unless this sender got a help text today; a failed send frees the day again."""
-        key = self._sender_key(address)
+    def _help_scopes(self, to: Person, ctx: ReplyContext) -> list[tuple[str, int]]:
+        """One help text or question a day per person and per mailbox."""
+        return [(f"help-person:{_person(ctx, to)}", 1), (f"help-mailbox:{_mailbox(to.email)}", 1)]
+
+    async def _limited(
+        self,
+        address: str,
+        ctx: ReplyContext,
+        message: EmailMessage,
+        scopes: list[tuple[str, int]],
+        what: str,
+    ) -> None:
+        """Send unless one of the scopes had its share today (every mail also counts for the
+        person and the mailbox); a failed send gives the shares back."""
+        scopes = [
+            *scopes,
+            (f"notice-person:{_person(ctx, None) or _mailbox(address)}", NOTICES_PER_DAY),
+            (f"notice-mailbox:{_mailbox(address)}", NOTICES_PER_DAY),
+        ]
+        keys = sorted({(self._scope_key(scope), limit) for scope, limit in scopes})
         day = ctx.received_at.astimezone(UTC).date()
         async with self._pool.acquire() as conn:
-            claimed = await conn.fetchval(
-                "INSERT INTO reply_help_sent (sender_key, day) VALUES ($1, $2)"
-                " ON CONFLICT DO NOTHING RETURNING true",
-                key,
-                day,
-            )
-            if not claimed:
-                log.info("reply_help_skipped", answer_id=ctx.answer_id[:16], why="sent_today")
+            try:
+                async with conn.transaction():
+                    for key, limit in keys:  # in key order: no deadlock between two mails
+                        claimed = await conn.fetchval(
+                            "INSERT INTO reply_notice_counts AS c (scope_key, day, sent)"
+                            " VALUES ($1, $2, 1) ON CONFLICT (scope_key, day) DO UPDATE"
+                            " SET sent = c.sent + 1 WHERE c.sent < $3 RETURNING sent",
+                            key,
+                            day,
+                            limit,
+                        )
+                        if claimed is None:
+                            raise _Limited
+            except _Limited:
+                log.info("reply_notice_skipped", answer_id=ctx.answer_id[:16], what=what)
                 return
-            await conn.execute("DELETE FROM reply_help_sent WHERE day < $1::date - 7", day)
+            await conn.execute("DELETE FROM reply_notice_counts WHERE day < $1::date - 7", day)
         try:
             sent = await self._send(message, ctx)
         except BaseException:
-            await self._pool.execute(
-                "DELETE FROM reply_help_sent WHERE sender_key = $1 AND day = $2", key, day
-            )
+            async with self._pool.acquire() as conn, conn.transaction():
+                for key, _ in keys:
+                    await conn.execute(
+                        "UPDATE reply_notice_counts SET sent = sent - 1"
+                        " WHERE scope_key = $1 AND day = $2 AND sent > 0",
+                        key,
+                        day,
+                    )
             raise
         if sent:
-            log.info("reply_help_sent", answer_id=ctx.answer_id[:16])
+            log.info("reply_notice_sent", answer_id=ctx.answer_id[:16], what=what)
 
     async def _send(self, message: EmailMessage, ctx: ReplyContext) -> bool:
         """Send; a permanent refusal by the relay (5xx: no such mailbox) is final, not
@@ -152,10 +186,8 @@ class MailNotifier:
             return False
         return True
 
-    def _sender_key(self, address: str) -> bytes:
-        return hmac.new(
-            self._secret, b"help-sender:" + address.strip().lower().encode(), hashlib.sha256
-        ).digest()
+    def _scope_key(self, scope: str) -> bytes:
+        return hmac.new(self._secret, scope.encode(), hashlib.sha256).digest()
 
     def _message(
         self,
@@ -182,6 +214,23 @@ class MailNotifier:
             msg["Reply-To"] = s.reply_address(token)
         msg.set_content(body)
         return msg
+
+
+class _Limited(Exception):
+    """Internal: a scope had its share of mails today."""
+
+
+def _person(ctx: ReplyContext, to: Person | None) -> str:
+    """The person a reply is from, by ids (tandem, role, person); by mailbox without them."""
+    if ctx.mentee_id and ctx.role is not None and ctx.person_id:
+        return f"{ctx.mentee_id}/{ctx.role.value}/{ctx.person_id}"
+    return _mailbox(to.email) if to is not None else ""
+
+
+def _mailbox(address: str) -> str:
+    """The mailbox an address reaches: case and plus-tag folded (``A+x@B`` -> ``a@b``)."""
+    local, _, domain = address.strip().lower().rpartition("@")
+    return f"{local.partition('+')[0]}@{domain}"
 
 
 def _date(value: date, language: str) -> str:

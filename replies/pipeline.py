@@ -442,6 +442,8 @@ class Pipeline:
             reading = read_message(msg, kind, mail.received_at)
         except UnreadableMail as err:
             raise Malformed(str(err)) from None
+        if reading.reason == "automatic":  # an out-of-office note without its headers
+            return Verdict(VerdictKind.DROPPED, "out_of_office", mid_hash, **ids)
         if reading.action is Action.REFUSE or reading.intent is None:
             await self.notifier.help(
                 person, ctx, kind, Reading(None, problem="not_understood", found=reading.found)

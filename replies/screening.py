@@ -1,14 +1,28 @@
 """Mail nobody wrote by hand: auto-replies, out-of-office notes, bounces, lists, our own mail.
 
 These are dropped silently before anything else, so no loop can start (we never answer an
-auto-reply) and an out-of-office note never counts as an answer.
+auto-reply) and an out-of-office note never counts as an answer. Our own texts coming back
+(a confirmation or help text echoed by a person or a responder without auto-reply headers)
+are recognised by their lines (``own_text``). And the one sender of a mail is read strictly
+from the raw ``From`` header (``sender_address``): what a display name says never counts.
+
+Every regular expression here sees capped input only.
 """
 
 from __future__ import annotations
 
 import re
+from email.header import decode_header, make_header
 from email.message import EmailMessage
 from email.utils import getaddresses
+from functools import lru_cache
+from types import SimpleNamespace
+
+from tandem.mail import render
+from tandem.reply_grammar import REPLY_MARKER
+
+#: No header value longer than this is looked at (longer ones are nobody's mail client's).
+MAX_HEADER_CHARS = 4_000
 
 _OOF_SUBJECT = re.compile(
     r"^\s*(?:(?:re|aw|wg|fw|fwd)\s*:\s*)*(?:"
@@ -69,7 +83,7 @@ def why_automatic(
         return "list"
     if header(msg, "List-Id") or header(msg, "List-Unsubscribe"):
         return "list"
-    subject = header(msg, "Subject")
+    subject = header(msg, "Subject")[:300]
     if _OOF_SUBJECT.match(subject):
         return "out_of_office"
     if _BOUNCE_SUBJECT.match(subject):
@@ -78,10 +92,228 @@ def why_automatic(
 
 
 def _addresses(msg: EmailMessage, name: str) -> list[str]:
-    raw = header(msg, name)
+    raw = header(msg, name)[:MAX_HEADER_CHARS]
     if not raw:
         return []
     return [addr.lower() for _, addr in getaddresses([raw]) if addr]
+
+
+# -- the sender ---------------------------------------------------------------------------------
+
+_ATEXT = "A-Za-z0-9!#$%&'*+/=?^_`{|}~\\-\u0080-\U0010ffff"
+_ADDR_SPEC = re.compile(
+    rf"[{_ATEXT}]+(?:\.[{_ATEXT}]+)*@[A-Za-z0-9\u0080-\U0010ffff-]+"
+    r"(?:\.[A-Za-z0-9\u0080-\U0010ffff-]+)+"
+)
+_LOOKS_LIKE_ADDRESS = re.compile(r"[^\s<>()\[\],;:\"@]+@[^\s<>()\[\],;:\"@]+")
+#: Outside a quoted string these make a From something else than one plain mailbox:
+#: comments, groups, lists, source routes, domain literals, escapes.
+_NOT_IN_A_MAILBOX = frozenset("(),;:[]\\")
+
+
+def raw_headers(msg: EmailMessage, name: str) -> list[str]:
+    """The raw (unfolded, undecoded) values of every header ``name``, in order."""
+    wanted = name.lower()
+    values = []
+    for key, value in msg.raw_items():
+        if key.strip().lower() == wanted:
+            text = str(value)[: MAX_HEADER_CHARS * 2]
+            values.append(re.sub(r"\r?\n(?=[ \t])", "", text).strip())
+    return values
+
+
+def sender_address(msg: EmailMessage) -> str | None:
+    """The one sender (lower case), read strictly from the raw ``From`` header, or ``None``.
+
+    Exactly one ``From`` header with exactly one mailbox: a bare addr-spec or
+    ``display-name <addr-spec>``. The address is the addr-spec as written on the wire, never
+    decoded text; comments, groups, several mailboxes, quoted local parts and source routes
+    are refused, and so is a display name that holds an address other than the addr-spec.
+    """
+    values = raw_headers(msg, "From")
+    if len(values) != 1 or not values[0] or len(values[0]) > MAX_HEADER_CHARS:
+        return None
+    try:  # 8-bit headers come as surrogates; they must be UTF-8 (RFC 6532)
+        value = values[0].encode("ascii", "surrogateescape").decode("utf-8")
+    except UnicodeError:
+        return None
+    outside: list[str] = []  # the value with every quoted string replaced by one '"'
+    quoted: list[str] = []  # the quoted strings' contents
+    i, n = 0, len(value)
+    while i < n:
+        ch = value[i]
+        if ch == '"':
+            j, content = i + 1, []
+            while j < n and value[j] != '"':
+                if value[j] == "\\" and j + 1 < n:
+                    j += 1
+                content.append(value[j])
+                j += 1
+            if j >= n:
+                return None  # unterminated
+            quoted.append("".join(content))
+            outside.append('"')
+            i = j + 1
+            continue
+        if ch in _NOT_IN_A_MAILBOX or ord(ch) < 32 or ord(ch) == 127:
+            return None
+        outside.append(ch)
+        i += 1
+    plain = "".join(outside)
+    if plain.count("<") != plain.count(">") or plain.count("<") > 1:
+        return None
+    if "<" in plain:
+        display, _, rest = plain.partition("<")
+        addr, _, after = rest.partition(">")
+        if after.strip() or '"' in addr or "@" in display:
+            return None
+        addr = addr.strip()
+        shown = _decoded(display.replace('"', " ")) + " " + " ".join(quoted)
+    else:
+        if quoted:
+            return None
+        addr, shown = plain.strip(), ""
+    if not _ADDR_SPEC.fullmatch(addr) or len(addr) > 254:
+        return None
+    addr = addr.lower()
+    for found in _LOOKS_LIKE_ADDRESS.findall(shown[:MAX_HEADER_CHARS]):
+        if found.strip(".").lower() != addr:
+            return None  # "mentee@x.org" <attacker@evil.org>
+    return addr
+
+
+def _decoded(display: str) -> str:
+    """A display name's text with RFC 2047 encoded words decoded (only to look at it)."""
+    try:
+        return str(make_header(decode_header(display)))
+    except Exception:
+        return display
+
+
+def authentication_results(msg: EmailMessage) -> list[str]:
+    """The raw ``Authentication-Results`` values, topmost (added last, by us) first."""
+    return raw_headers(msg, "Authentication-Results")
+
+
+def dmarc_passed(results: list[str], authserv_id: str, from_domain: str) -> bool:
+    """``dmarc=pass`` for ``from_domain`` in the topmost result of ``authserv_id`` (ours: a
+    header further down with the same id may have been written by anyone)."""
+    for value in results:
+        text = _without_comments(value[:MAX_HEADER_CHARS])
+        parts = text.split(";")
+        authserv = parts[0].split()
+        if not authserv or authserv[0].lower() != authserv_id.lower():
+            continue
+        dmarc = [p.split() for p in parts[1:] if p.strip().lower().startswith("dmarc=")]
+        if len(dmarc) != 1 or dmarc[0][0].lower() != "dmarc=pass":
+            return False
+        return any(t.lower() == f"header.from={from_domain.lower()}" for t in dmarc[0][1:])
+    return False
+
+
+def _without_comments(text: str) -> str:
+    out, depth = [], 0
+    for ch in text:
+        if ch == "(":
+            depth += 1
+        elif ch == ")" and depth:
+            depth -= 1
+        elif not depth:
+            out.append(ch)
+    return "".join(out)
+
+
+# -- our own texts -------------------------------------------------------------------------------
+
+#: The short mails about a reply; their lines coming back in a reply are our text, no answer.
+_NOTICE_TEMPLATES = ("reply_confirmed", "reply_help", "reply_confirm_question", "reply_neutral")
+_INTENTS = (
+    "continue",
+    "decline",
+    "undecided",
+    "met",
+    "snooze",
+    "shadowing",
+    "phase_done",
+    "help",
+    "stop",
+)
+_KINDS = ("decision", "nudge", "phase_check", "shadowing", "introduction", "office")
+
+
+def _norm(line: str) -> str:
+    return " ".join(line.lstrip(" \t>").split()).casefold()
+
+
+@lru_cache(maxsize=1)
+def _fingerprints() -> frozenset[str]:
+    """Lines of our notices that are the same for everyone (no names, no dates): rendered
+    twice for two made-up people, the lines both have. The answer words a request lists are
+    left out (a person may well write one of them)."""
+    people = [
+        SimpleNamespace(first_name=f, last_name=last, email="x@example.org")
+        for f, last in (("Qxa", "Vzb"), ("Wyc", "Jud"))
+    ]
+    found: set[str] = set()
+    answer_lines: set[str] = set()
+    for language in ("de", "en"):
+        for kind in _KINDS:
+            for intent in _INTENTS:
+                for template in _NOTICE_TEMPLATES:
+                    renders = []
+                    for person in people:
+                        context = {
+                            "recipient": person,
+                            "intent": intent,
+                            "kind": kind,
+                            "met_on": "01.01.2000",
+                            "snooze_weeks": 3,
+                            "reason": "not_understood",
+                            "allowed": [intent],
+                            "phrase": "Ja",
+                        }
+                        try:
+                            mail = render(template, language, context)
+                        except Exception:  # noqa: S112 - a variant the template has no text for
+                            continue
+                        renders.append({_norm(ln) for ln in mail.body.splitlines()})
+                    if len(renders) == 2:
+                        found |= renders[0] & renders[1]
+                try:
+                    answers = render("reply_help", language, {**context, "reason": "refused"})
+                    plain = render(
+                        "reply_help", language, {**context, "reason": "refused", "allowed": []}
+                    )
+                    answer_lines |= {_norm(ln) for ln in answers.body.splitlines()} - {
+                        _norm(ln) for ln in plain.body.splitlines()
+                    }
+                except Exception:  # noqa: S110 - no list of answer words in this language
+                    pass
+    return frozenset(line for line in found - answer_lines if len(line) >= 20)
+
+
+_MARKERS = frozenset(_norm(m) for m in REPLY_MARKER.values())
+
+
+def own_text(top: str, full: str) -> bool:
+    """Our own text came back: what stands above the quote (``top``) holds our request's
+    marker or lines of one of our notices, or nothing stands there and the whole text
+    (``full``, quotes included) is one of our notices or starts with our marker unquoted."""
+    marks = _fingerprints()
+    top_lines = [_norm(ln) for ln in top.splitlines()[:200]]
+    top_lines = [ln for ln in top_lines if ln]
+    if any(ln in _MARKERS for ln in top_lines):
+        return True
+    ours = sum(1 for ln in top_lines if ln in marks)
+    if ours >= 2 or (ours == 1 and all(ln in marks or len(ln) < 20 for ln in top_lines)):
+        return True
+    if top_lines:
+        return False
+    lines = full.splitlines()[:2000]
+    first = next((ln.strip() for ln in lines if ln.strip()), "")
+    if not first.startswith(">") and _norm(first) in _MARKERS:
+        return True  # our request as it was, not even quoted
+    return sum(1 for ln in lines if _norm(ln) in marks) >= 2
 
 
 def _untagged(address: str) -> str:

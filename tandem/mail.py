@@ -27,11 +27,33 @@ TEMPLATES_DIR = Path(__file__).parent / "templates"
 def message_id(idempotency_key: str, domain: str, token: str | None = None) -> str:
     """The same key always gives the same ``Message-ID``, so a resend is recognisable.
 
-    A request mail's id also carries its reply token: a reply's ``In-Reply-To``/``References``
-    still finds the request when a mail system rewrote the ``To`` address.
+    A request mail's id also carries a reference to its reply token (``token_ref``: the
+    first 120 bits of the token's SHA-256 as stored in ``reply_tokens``, never the token;
+    short, so the id fits one header line): a reply's
+    ``In-Reply-To``/``References`` still finds the request when a mail system rewrote the
+    ``To`` address, and the id can be kept and shown without giving away a reply address.
     """
     digest = hashlib.sha256(idempotency_key.encode()).hexdigest()[:20]
-    return f"<{digest}.{token}@{domain}>" if token else f"<{digest}@{domain}>"
+    return f"<{digest}-{token_ref(token)}@{domain}>" if token else f"<{digest}@{domain}>"
+
+
+def bare_message_id(value: str) -> str:
+    """``value`` without the token reference (``<digest@domain>``): what may be kept or
+    returned where the reference is not needed (workflow history, logs)."""
+    match = _MESSAGE_ID.fullmatch(value.strip()[:MAX_ID_CHARS])
+    if match is None:
+        return value
+    return f"<{match.group(1)}@{match.group(4)}>"
+
+
+#: How many bytes of ``token_hash`` a Message-ID's reference holds (120 bits).
+TOKEN_REF_BYTES = 15
+
+
+def token_ref(token: str) -> str:
+    """The opaque reference to a token a Message-ID carries: base32 of the first
+    ``TOKEN_REF_BYTES`` of ``token_hash`` (24 characters)."""
+    return base64.b32encode(token_hash(token)[:TOKEN_REF_BYTES]).decode().lower()
 
 
 def reply_token(secret: bytes, idempotency_key: str) -> str:
@@ -52,7 +74,13 @@ def reply_address(token: str, domain: str) -> str:
 #: A reply token as ``reply_token`` makes it: 26 base32 characters (128 bits).
 TOKEN_PATTERN = re.compile(r"[a-z2-7]{26}")
 _REPLY_LOCAL = "reply"
-_MESSAGE_ID = re.compile(r"<?\s*[0-9a-f]{20}\.([A-Za-z2-7]{26})@([^>\s]+)\s*>?")
+#: ``<digest-REF@domain>`` (``REF``: 24 base32 characters of the token's hash) and, in mail
+#: sent before, ``<digest.TOKEN@domain>`` with the raw token (26 characters).
+_MESSAGE_ID = re.compile(
+    r"<?\s*([0-9a-f]{20})(?:-([A-Za-z2-7]{24})|\.([A-Za-z2-7]{26}))@([^<>\s]{1,253})\s*>?"
+)
+#: Ids longer than this are no ids of ours (and no regular expression sees more).
+MAX_ID_CHARS = 400
 
 
 def build_reply_address(
@@ -96,16 +124,43 @@ def token_from_address(address: str, *, reply_domain: str, office_address: str =
 
 
 def token_from_message_id(value: str, mail_domain: str) -> str | None:
-    """The reply token in one of our request Message-IDs (``<digest.TOKEN@mail_domain>``)."""
-    match = _MESSAGE_ID.fullmatch(value.strip())
-    if match is None or match.group(2).lower() != mail_domain.lower():
+    """The raw reply token in a request Message-ID of the old form (``<digest.TOKEN@...>``,
+    mail sent before ids carried a reference only), or ``None``."""
+    match = _MESSAGE_ID.fullmatch(value.strip()[:MAX_ID_CHARS])
+    if match is None or match.group(4).lower() != mail_domain.lower() or not match.group(3):
         return None
-    return match.group(1).lower()
+    return match.group(3).lower()
+
+
+def token_ref_from_message_id(value: str, mail_domain: str) -> bytes | None:
+    """What one of our request Message-IDs says about its token, for ``Directory.token``:
+    the first ``TOKEN_REF_BYTES`` of its ``token_hash`` (decoded from the reference), or the
+    whole hash of an old id's raw token."""
+    match = _MESSAGE_ID.fullmatch(value.strip()[:MAX_ID_CHARS])
+    if match is None or match.group(4).lower() != mail_domain.lower():
+        return None
+    if match.group(3):
+        return token_hash(match.group(3).lower())
+    try:
+        return base64.b32decode(match.group(2).upper())
+    except ValueError:
+        return None
+
+
+def is_notice_message_id(value: str, mail_domain: str) -> bool:
+    """One of our ids without a token reference (``<digest@mail_domain>``): a confirmation,
+    help text or question about a reply (or a mail to the office, which nobody answers)."""
+    match = _NOTICE_ID.fullmatch(value.strip()[:MAX_ID_CHARS])
+    return match is not None and match.group(1).lower() == mail_domain.lower()
+
+
+_NOTICE_ID = re.compile(r"<[0-9a-f]{20}@([^<>\s]{1,253})>")
 
 
 def message_ids(value: str) -> list[str]:
-    """The ``<...>`` ids of an ``In-Reply-To``/``References`` value, in order."""
-    return re.findall(r"<[^<>\s]{1,250}>", value)
+    """The ``<...>`` ids of an ``In-Reply-To``/``References`` value, in order (at most 50,
+    read from the first 20,000 characters)."""
+    return re.findall(r"<[^<>\s]{1,250}>", value[:20_000])[:50]
 
 
 @lru_cache

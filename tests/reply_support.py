@@ -14,7 +14,11 @@ from email.utils import format_datetime
 
 import asyncpg
 
-from replies.pipeline import AnswerRefused
+from replies.directory import PgDirectory
+from replies.inbox import Inbox, RetryPolicy
+from replies.notify import MailNotifier
+from replies.pipeline import AnswerRefused, Pipeline, PipelineConfig
+from replies.service import pipeline_config
 from tandem.answers import Answer, AnswerResult, RequestKind, request_id
 from tandem.mail import message_id, reply_token, token_hash
 from tandem.models import Language, Role, TandemStatus
@@ -49,10 +53,15 @@ class Tandem:
 
 
 async def put_tandem(
-    pool: asyncpg.Pool, prefix: str | None = None, *, language: Language = Language.DE
+    pool: asyncpg.Pool,
+    prefix: str | None = None,
+    *,
+    language: Language = Language.DE,
+    mentee_email: str | None = None,
 ) -> Tandem:
     p = prefix or f"r{uuid.uuid4().hex[:6]}"
-    m, s = mentor(f"{p}-M", language=language), mentee(f"{p}-S", language=language)
+    extra = {"email": mentee_email} if mentee_email else {}
+    m, s = mentor(f"{p}-M", language=language), mentee(f"{p}-S", language=language, **extra)
     await put_people(pool, [m], [s])
     return Tandem(s.id, m.id, str(s.email), str(m.email))
 
@@ -167,9 +176,24 @@ class FakeAnswerer:
 @dataclass
 class FakeSender:
     sent: list[EmailMessage] = field(default_factory=list)
+    #: Fail this many sends with a transient error first (the relay away).
+    fail_times: int = 0
 
     async def send(self, message: EmailMessage) -> None:
+        if self.fail_times > 0:
+            self.fail_times -= 1
+            raise ConnectionError("relay away")
         self.sent.append(message)
+
+
+def with_from(msg: EmailMessage | bytes, *from_values: str) -> bytes:
+    """The mail as bytes with its ``From`` header replaced by these raw header lines, exactly
+    as written (no folding, no encoding): what an attacker can put on the wire."""
+    raw = msg if isinstance(msg, bytes) else bytes(msg)
+    head, sep, body = raw.partition(b"\n\n")
+    lines = [ln for ln in head.split(b"\n") if not ln.lower().startswith(b"from:")]
+    new = [f"From: {value}".encode("utf-8", "surrogateescape") for value in from_values]
+    return b"\n".join(new + lines) + sep + body
 
 
 async def verdicts(pool: asyncpg.Pool) -> list[asyncpg.Record]:
@@ -187,3 +211,47 @@ async def settle(pool: asyncpg.Pool, count: int, timeout: float = 20.0) -> list[
         if time.monotonic() > deadline:
             raise AssertionError(f"{len(rows)} verdicts, {pending} pending after {timeout}s")
         await asyncio.sleep(0.05)
+
+
+@dataclass
+class Rig:
+    """The pipeline with the real notifier and inbox on Postgres, a fake workflow and relay."""
+
+    db: asyncpg.Pool
+    settings: Settings
+    answerer: FakeAnswerer
+    sender: FakeSender
+    inbox: Inbox
+    tandem: Tandem
+
+    async def deliver(
+        self, msg: EmailMessage | bytes, *, null_sender: bool = False
+    ) -> asyncpg.Record:
+        """Store one mail (as the IMAP transport would: no envelope token) and decide it."""
+        raw = msg if isinstance(msg, bytes) else bytes(msg)
+        before = len(await verdicts(self.db))
+        await self.inbox.store(raw, transport="test", null_sender=null_sender)
+        deadline = time.monotonic() + 20
+        while len(await verdicts(self.db)) <= before and time.monotonic() < deadline:
+            await self.inbox.process_due()
+            await asyncio.sleep(0.02)
+        rows = await settle(self.db, before + 1)
+        return rows[-1]
+
+    def use(self, config: PipelineConfig) -> None:
+        """Decide with another pipeline configuration from now on."""
+        self.inbox._pipeline = Pipeline(
+            config,
+            PgDirectory(self.db),
+            self.answerer,
+            MailNotifier(self.db, self.settings, self.sender),
+        )
+
+
+async def make_rig(db: asyncpg.Pool, settings: Settings) -> Rig:
+    answerer, sender = FakeAnswerer(), FakeSender()
+    pipeline = Pipeline(
+        pipeline_config(settings), PgDirectory(db), answerer, MailNotifier(db, settings, sender)
+    )
+    inbox = Inbox(db, pipeline, policy=RetryPolicy(first_delay=0.01, max_delay=0.05))
+    return Rig(db, settings, answerer, sender, inbox, await put_tandem(db))

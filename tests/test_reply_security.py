@@ -1,14 +1,13 @@
 """Nobody can fool the gateway: each bad reply changes nothing (the workflow is never asked)
-and leaves one verdict; auto-replies and bounces are dropped silently; help texts go out at
-most once a day per sender and never say anything about the tandem."""
+and leaves one verdict; auto-replies and bounces are dropped silently; strangers and made-up
+or stale tokens get no mail at all; help texts go to the person on file at most once a day.
+(More attacks, each once let through: tests/test_reply_attacks.py.)"""
 
 from __future__ import annotations
 
 import secrets
 import uuid
-from dataclasses import dataclass
 from datetime import timedelta
-from email.message import EmailMessage
 
 import aiosmtplib
 import asyncpg
@@ -16,7 +15,6 @@ import pytest
 import pytest_asyncio
 
 from replies.directory import PgDirectory
-from replies.inbox import Inbox, RetryPolicy
 from replies.notify import MailNotifier
 from replies.pipeline import Pipeline
 from replies.service import ReplyGateway, pipeline_config
@@ -27,45 +25,18 @@ from tandem.models import Role
 from tandem.settings import Settings
 from tests.reply_support import (
     FakeAnswerer,
-    FakeSender,
-    Tandem,
+    Rig,
+    make_rig,
     mint_token,
     put_tandem,
     reply_mail,
-    settle,
     verdicts,
 )
 
 
-@dataclass
-class Rig:
-    db: asyncpg.Pool
-    settings: Settings
-    answerer: FakeAnswerer
-    sender: FakeSender
-    inbox: Inbox
-    tandem: Tandem
-
-    async def deliver(
-        self, msg: EmailMessage | bytes, *, null_sender: bool = False
-    ) -> asyncpg.Record:
-        """Store one mail (as the IMAP transport would: no envelope token) and decide it."""
-        raw = msg if isinstance(msg, bytes) else bytes(msg)
-        before = len(await verdicts(self.db))
-        await self.inbox.store(raw, transport="test", null_sender=null_sender)
-        await self.inbox.process_due()
-        rows = await settle(self.db, before + 1)
-        return rows[-1]
-
-
 @pytest_asyncio.fixture
 async def rig(db: asyncpg.Pool, settings: Settings) -> Rig:
-    answerer, sender = FakeAnswerer(), FakeSender()
-    pipeline = Pipeline(
-        pipeline_config(settings), PgDirectory(db), answerer, MailNotifier(db, settings, sender)
-    )
-    inbox = Inbox(db, pipeline, policy=RetryPolicy(first_delay=0.01, max_delay=0.05))
-    return Rig(db, settings, answerer, sender, inbox, await put_tandem(db))
+    return await make_rig(db, settings)
 
 
 def _nothing_changed(rig: Rig, row: asyncpg.Record, verdict: str, reason: str) -> None:
@@ -90,28 +61,22 @@ async def test_a_valid_reply_is_taken_and_confirmed(rig: Rig) -> None:
     assert await rig.db.fetchval("SELECT count(*) FROM inbound_mail") == 0
 
 
-async def test_forged_token(rig: Rig) -> None:
+async def test_forged_token_gets_no_mail(rig: Rig) -> None:
     forged = "".join(secrets.choice("abcdefghijklmnopqrstuvwxyz234567") for _ in range(26))
     msg = reply_mail(rig.settings, forged, sender=rig.tandem.mentee_email, text="Stop")
     row = await rig.deliver(msg)
     _nothing_changed(rig, row, "refused", "unknown_token")
     assert row["mentee_id"] is None
-    [help_text] = rig.sender.sent
-    assert help_text["To"] == rig.tandem.mentee_email
-    assert help_text["Reply-To"] is None
-    text = help_text.get_content()
-    for secret in (rig.tandem.mentee_id, rig.tandem.mentor_id, "Jonas", "Henrike"):
-        assert secret not in text
+    assert rig.sender.sent == []  # no backscatter, whoever the From names
 
 
-async def test_token_of_another_tandem(rig: Rig) -> None:
+async def test_token_of_another_tandem_gets_no_mail(rig: Rig) -> None:
     other = await put_tandem(rig.db)
     token = await mint_token(rig.db, rig.settings, other, Role.MENTOR, RequestKind.DECISION)
     msg = reply_mail(rig.settings, token, sender=rig.tandem.mentor_email, text="nein")
     row = await rig.deliver(msg)
     _nothing_changed(rig, row, "refused", "sender_mismatch")
-    [help_text] = rig.sender.sent
-    assert other.mentee_id not in help_text.get_content()
+    assert rig.sender.sent == []
 
 
 async def test_expired_token(rig: Rig) -> None:
@@ -132,13 +97,13 @@ async def test_revoked_token(rig: Rig) -> None:
     _nothing_changed(rig, row, "refused", "revoked_token")
 
 
-async def test_forwarded_reply_from_another_sender_gets_one_help_text_a_day(rig: Rig) -> None:
+async def test_forwarded_reply_from_another_sender_gets_no_mail(rig: Rig) -> None:
     token = await mint_token(rig.db, rig.settings, rig.tandem, Role.MENTOR)
     for text in ("Stop", "Hilfe"):
         msg = reply_mail(rig.settings, token, sender="sekretariat@praxis.example.org", text=text)
         row = await rig.deliver(msg)
         _nothing_changed(rig, row, "refused", "sender_mismatch")
-    assert [m["To"] for m in rig.sender.sent] == ["sekretariat@praxis.example.org"]
+    assert rig.sender.sent == []
 
 
 @pytest.mark.parametrize(
