@@ -46,7 +46,7 @@ from asyncpg.pool import PoolConnectionProxy
 from replies.inbox import Inbox
 from replies.pipeline import PipelineConfig, answer_id_for
 from replies.screening import header
-from tandem.mail import message_ids, token_from_address, token_from_message_id
+from tandem.mail import message_ids, token_from_address, token_ref_from_message_id
 from tandem.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -618,7 +618,7 @@ class ImapPoller:
         ids = message_ids(header(headers, "In-Reply-To")) + message_ids(
             header(headers, "References")
         )
-        return any(token_from_message_id(mid, cfg.mail_domain) for mid in ids[:40])
+        return any(token_ref_from_message_id(mid, cfg.mail_domain) for mid in ids[:40])
 
     async def _save(self, conn: Conn, validity: int, last_uid: int) -> None:
         await conn.execute(

@@ -511,3 +511,27 @@ async def test_the_smtp_gateway_keeps_answering_while_it_decides_pathological_ma
     assert slowest < 1.0
     rows = await settle(db, len(mails))
     assert all(r["verdict"] in ("refused", "malformed", "accepted") for r in rows)
+
+
+async def test_over_imap_a_reply_found_only_by_its_reference_is_fetched_and_taken(
+    db: asyncpg.Pool, settings: Settings, sink: MailSink, tmp_path: object
+) -> None:
+    from pathlib import Path
+
+    from tests.support import eventually
+    from tests.test_reply_imap import gateway_with_imap, imap_server, imap_settings
+
+    answerer = FakeAnswerer()
+    with imap_server() as server:
+        cfg = imap_settings(settings, server, Path(str(tmp_path)))
+        tandem = await put_tandem(db)
+        token = await mint_token(db, settings, tandem, Role.MENTEE)
+        msg = reply_mail(settings, token, sender=tandem.mentee_email, text="ja")
+        del msg["To"]
+        msg["To"] = "mentoring@tandem.invalid"  # the reply address was rewritten on the way
+        async with gateway_with_imap(cfg, db, answerer):
+            await server.append(bytes(msg))
+            [row] = await settle(db, 1, timeout=30)
+            await eventually(server.messages, lambda found: found == [], timeout=10)
+    assert (row["verdict"], row["reason"]) == ("accepted", "answered")
+    assert len(answerer.calls) == 1
