@@ -10,11 +10,13 @@ import pytest
 from replies.text import html_to_text, reply_text
 from tandem.answers import ALLOWED, AnswerDetails, Intent, RequestKind
 from tandem.mail import (
+    TOKEN_REF_BYTES,
     build_reply_address,
     message_id,
     reply_token,
     token_from_address,
-    token_from_message_id,
+    token_hash,
+    token_ref_from_message_id,
 )
 from tandem.reply_grammar import REPLY_MARKER, read_reply
 from tandem.settings import Settings
@@ -193,13 +195,14 @@ def test_reply_addresses_in_both_styles_carry_the_token() -> None:
         build_reply_address(token, "plus", reply_domain="r.example.org")
 
 
-def test_settings_build_the_configured_style_and_the_message_id_holds_the_token() -> None:
+def test_settings_build_the_configured_style_and_the_message_id_refers_to_the_token() -> None:
     token = reply_token(b"k", "key")
     assert Settings(reply_address_style="plus").reply_address(token) == (
         f"mentoring+{token}@tandem.invalid"
     )
     assert Settings().reply_address(token) == f"reply+{token}@reply.tandem.invalid"
     mid = message_id("key", "tandem.invalid", token)
-    assert token_from_message_id(mid, "tandem.invalid") == token
-    assert token_from_message_id(mid, "other.invalid") is None
-    assert token_from_message_id(message_id("key", "tandem.invalid"), "tandem.invalid") is None
+    assert token not in mid  # only a reference: a kept Message-ID is no reply address
+    assert token_ref_from_message_id(mid, "tandem.invalid") == token_hash(token)[:TOKEN_REF_BYTES]
+    assert token_ref_from_message_id(mid, "other.invalid") is None
+    assert token_ref_from_message_id(message_id("key", "tandem.invalid"), "tandem.invalid") is None
