@@ -147,7 +147,7 @@ def cut_at_marker(text: str) -> str:
     """Everything above our "reply above this line" marker; the whole text when there is no
     marker, or when only quotes and quote headers stand above it (an answer below the quote).
     """
-    lines = text.splitlines()
+    lines = capped_lines(text)
     for i, line in enumerate(lines):
         if _MARKER_RE.match(line):
             above = lines[:i]
@@ -155,15 +155,26 @@ def cut_at_marker(text: str) -> str:
                 ln.strip() and not is_quoted(ln) and not _ATTRIBUTION_RE.match(ln) for ln in above
             ):
                 return "\n".join(above)
-            return text
-    return text
+            return "\n".join(lines)
+    return "\n".join(lines)
+
+
+_BLANKS = re.compile(r"[ \t\u00a0]{2,}")
+_MAX_TEXT_CHARS = 64_000
+_MAX_TEXT_LINES = 1_000
+
+
+def capped_lines(text: str) -> list[str]:
+    """The lines the reading looks at, bounded before any pattern sees them: at most 1,000
+    lines of 300 characters, runs of blanks squeezed to one (a pattern over 40,000 spaces
+    must not take seconds)."""
+    lines = text[:_MAX_TEXT_CHARS].splitlines()[:_MAX_TEXT_LINES]
+    return [_BLANKS.sub(" ", line[: _MAX_LINE_CHARS * 4])[:_MAX_LINE_CHARS] for line in lines]
 
 
 def content_lines(text: str) -> list[str]:
     """Non-empty, unquoted lines, in order (each cut to a sane length)."""
-    return [
-        ln.strip()[:_MAX_LINE_CHARS] for ln in text.splitlines() if ln.strip() and not is_quoted(ln)
-    ]
+    return [ln.strip() for ln in capped_lines(text) if ln.strip() and not is_quoted(ln)]
 
 
 # -- the phrase table, compiled ----------------------------------------------------------------

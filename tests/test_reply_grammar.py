@@ -3,6 +3,7 @@ and weeks, negation, and the cutting of quotes, signatures, markers and HTML."""
 
 from __future__ import annotations
 
+import time
 from datetime import date
 
 import pytest
@@ -206,3 +207,20 @@ def test_settings_build_the_configured_style_and_the_message_id_refers_to_the_to
     assert token_ref_from_message_id(mid, "tandem.invalid") == token_hash(token)[:TOKEN_REF_BYTES]
     assert token_ref_from_message_id(mid, "other.invalid") is None
     assert token_ref_from_message_id(message_id("key", "tandem.invalid"), "tandem.invalid") is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        " " * 40_000 + "\n-- Bitte oberhalb dieser Zeile antworten --\nja",
+        "Am " + " \t" * 20_000 + "schrieb",
+        "a\n" * 100_000,
+        "nicht " * 20_000 + "aufhören",
+        "Von: " + "x " * 30_000,
+    ],
+    ids=["spaces-before-marker", "blank-attribution", "100k-lines", "negations", "header"],
+)
+def test_hostile_text_is_read_in_milliseconds(text: str) -> None:
+    started = time.perf_counter()
+    read_reply(text, K.NUDGE, today=TODAY, subject="AW: " + " " * 10_000 + "x")
+    assert time.perf_counter() - started < 0.5
