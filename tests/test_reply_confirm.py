@@ -6,11 +6,14 @@ dropped without any mail."""
 
 from __future__ import annotations
 
+import contextlib
 import uuid
+from collections.abc import AsyncIterator
 from email.message import EmailMessage
 
 import aiosmtplib
 import asyncpg
+from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from activities.smtp import SmtpSender
@@ -20,7 +23,7 @@ from replies.service import ReplyGateway
 from starter.mail_cmd import compose_reply
 from starter.mailsink import MailSink
 from starter.tandem_cmds import enroll_ids
-from tandem.models import TandemStatus
+from tandem.models import Mentee, TandemStatus
 from tandem.settings import Settings
 from tests.reply_support import settle
 from tests.support import eventually, mentee, mentor, put_people, running_worker, wait_status
@@ -31,17 +34,15 @@ async def _messages(sink: MailSink) -> list[EmailMessage]:
     return sink.messages()  # type: ignore[no-any-return]
 
 
-async def test_an_unsure_stop_is_asked_back_and_the_plain_answer_ends_the_tandem(
-    dev_env: WorkflowEnvironment,
-    db: asyncpg.Pool,
-    db_dsn: str,
-    settings: Settings,
-    sink: MailSink,
-) -> None:
+@contextlib.asynccontextmanager
+async def introduced(
+    client: Client, db: asyncpg.Pool, db_dsn: str, settings: Settings, sink: MailSink
+) -> AsyncIterator[tuple[Mentee, ReplyGateway, EmailMessage]]:
+    """A new tandem waiting in ``introduced``, the worker and the gateway running: yields the
+    mentee, the gateway and the introduction mail the mentee got."""
     p = f"q{uuid.uuid4().hex[:6]}"
     the_mentee = mentee(f"{p}-S1")
     await put_people(db, [mentor(f"{p}-M1")], [the_mentee])
-    client = dev_env.client
     policy = RetryPolicy(first_delay=0.1, max_delay=1.0, poll=1.0)
     answerer = TemporalAnswerer(client, timeout=20)
     async with (
@@ -51,7 +52,18 @@ async def test_an_unsure_stop_is_asked_back_and_the_plain_answer_ends_the_tandem
         await enroll_ids(client, db_dsn, [the_mentee.id], settings)
         await wait_status(client, the_mentee.id, TandemStatus.INTRODUCED)
         [introduction] = [m for m in sink.messages() if m["To"] == the_mentee.email]
+        yield the_mentee, gw, introduction
 
+
+async def test_an_unsure_stop_is_asked_back_and_the_plain_answer_ends_the_tandem(
+    dev_env: WorkflowEnvironment,
+    db: asyncpg.Pool,
+    db_dsn: str,
+    settings: Settings,
+    sink: MailSink,
+) -> None:
+    client = dev_env.client
+    async with introduced(client, db, db_dsn, settings, sink) as (the_mentee, gw, introduction):
         # 1. not plain: a question back, nothing else
         unsure = compose_reply(introduction, "Ich überlege, das Tandem zu beenden.")
         await aiosmtplib.send(unsure, hostname="127.0.0.1", port=gw.port)
@@ -89,19 +101,8 @@ async def test_an_out_of_office_note_without_headers_is_dropped_without_mail(
     settings: Settings,
     sink: MailSink,
 ) -> None:
-    p = f"o{uuid.uuid4().hex[:6]}"
-    the_mentee = mentee(f"{p}-S1")
-    await put_people(db, [mentor(f"{p}-M1")], [the_mentee])
     client = dev_env.client
-    policy = RetryPolicy(first_delay=0.1, max_delay=1.0, poll=1.0)
-    answerer = TemporalAnswerer(client, timeout=20)
-    async with (
-        running_worker(client, settings, db),
-        ReplyGateway(settings, db, answerer, SmtpSender(settings), policy=policy, port=0) as gw,
-    ):
-        await enroll_ids(client, db_dsn, [the_mentee.id], settings)
-        await wait_status(client, the_mentee.id, TandemStatus.INTRODUCED)
-        [introduction] = [m for m in sink.messages() if m["To"] == the_mentee.email]
+    async with introduced(client, db, db_dsn, settings, sink) as (the_mentee, gw, introduction):
         note = compose_reply(
             introduction,
             "Vielen Dank für Ihre Nachricht. Ich bin bis einschließlich 30.11. nicht im Büro"
