@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test lint bench bench-lifecycle clean
+.PHONY: dev test lint bench bench-lifecycle chaos clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is needed ($(PYTHON) not found)"; exit 1; }
@@ -29,6 +29,11 @@ bench: $(STAMP)
 
 bench-lifecycle: $(STAMP)
 	$(BIN)/python -m tests.bench_lifecycle
+
+# The long chaos run (>= 100 tandems, every fault, at most 15 minutes); ARGS=--short for the
+# test's form, e.g. make chaos ARGS="--tandems 150 --seed 7".
+chaos: $(STAMP)
+	$(BIN)/python -m tests.chaos $(ARGS)
 
 clean:
 	rm -rf $(VENV) .tandem .mypy_cache .pytest_cache .ruff_cache
