@@ -10,6 +10,7 @@ import typer
 
 from starter import (
     dev_cmd,
+    doctor_cmd,
     gateway_cmd,
     import_cmd,
     mail_cmd,
@@ -38,6 +39,7 @@ for name in ("advance", "pause", "resume", "end", "rematch", "cadence", "answer"
     app.command(name)(getattr(operate_cmds, name))
 app.add_typer(mail_cmd.app, name="mail")
 app.add_typer(reply_cmd.app, name="reply")
+app.command("doctor")(doctor_cmd.doctor)
 
 
 def main() -> None:
