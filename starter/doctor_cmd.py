@@ -44,6 +44,7 @@ from temporalio.client import (
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.db import create_pool
+from activities.matching import take_seat
 from replies.inbox import RetryPolicy
 from starter.common import connect_temporal, console, database_url, print_json, run
 from tandem.models import TandemState, TandemStatus
@@ -192,6 +193,8 @@ class Doctor:
         self.report = Report(dry_run)
         self._runs: dict[str, Run | None] = {}
         self._states: dict[str, TandemState | None] = {}
+        #: Mentees whose seat a dry run would free (a real run frees them).
+        self._would_free: set[str] = set()
         self._limit = asyncio.Semaphore(CONCURRENCY)
 
     # -- Temporal -------------------------------------------------------------------------
@@ -255,6 +258,7 @@ class Doctor:
             listed | {r["mentee_id"] for r in seats} | {r["mentee_id"] for r in rows}
         )
         await self.check_seats(seats)
+        await self.check_missing_seats()
         await self.check_projection(rows, listed)
         await self.check_outbox()
         await self.check_inbox()
@@ -311,6 +315,7 @@ class Doctor:
         mentee = seat["mentee_id"]
         if self.dry_run:
             self.report.add(Finding("seats", mentee, problem, "would free", repairable=True))
+            self._would_free.add(mentee)
             return
         async with self.pool.acquire() as conn, conn.transaction():
             locked = await conn.fetchrow(
@@ -336,6 +341,69 @@ class Doctor:
             )
         self.report.add(Finding("seats", mentee, problem, "freed", repairable=True, done=True))
 
+    async def check_missing_seats(self) -> None:
+        """A running tandem with a mentor holds one of the mentor's seats; without it the
+        mentor can be matched beyond capacity. The seat is taken again (the same locked
+        reservation as matching) once the workflow's own state confirms the mentor."""
+        held = {r["mentee_id"] for r in await self.pool.fetch("SELECT mentee_id FROM seats")}
+        held -= self._would_free
+        for mentee, wf in sorted(self._runs.items()):
+            if wf is None or not wf.running or wf.mentor_id is None or mentee in held:
+                continue
+            if wf.tandem_status in FINAL:
+                continue
+            state = await self.state(mentee)
+            if state is None:
+                self.report.add(
+                    Finding(
+                        "seats",
+                        mentee,
+                        f"no seat of its mentor {wf.mentor_id}: unconfirmed, no worker answered",
+                        "left",
+                        needs_person=True,
+                        hint="start a worker (`tandem worker`) and run the doctor again",
+                    )
+                )
+                continue
+            if state.mentor_id != wf.mentor_id or state.status in (
+                TandemStatus.MATCHING,
+                TandemStatus.WAITING_FOR_MENTOR,
+                TandemStatus.COMPLETED,
+                TandemStatus.ENDED,
+            ):
+                continue  # moving on right now: the workflow takes or gives seats itself
+            await self._take_seat(mentee, wf)
+
+    async def _take_seat(self, mentee: str, seen: Run) -> None:
+        mentor = seen.mentor_id
+        assert mentor is not None
+        problem = f"holds no seat of its mentor {mentor}"
+        if self.dry_run:
+            self.report.add(Finding("seats", mentee, problem, "would reserve", repairable=True))
+            return
+        now_seen = await self.describe(mentee, fresh=True)
+        if now_seen is None or now_seen.run_id != seen.run_id or now_seen.mentor_id != mentor:
+            self.report.add(Finding("seats", mentee, problem, "left: changed meanwhile"))
+            return
+        async with self.pool.acquire() as conn:
+            taken = await take_seat(conn, mentee, mentor)
+        if taken:
+            self.report.add(
+                Finding("seats", mentee, problem, "reserved", repairable=True, done=True)
+            )
+        else:
+            self.report.add(
+                Finding(
+                    "seats",
+                    mentee,
+                    problem,
+                    "left: the mentor has no free seat",
+                    repairable=True,
+                    needs_person=True,
+                    hint=f"raise the mentor's capacity (import) or `tandem rematch {mentee}`",
+                )
+            )
+
     async def check_projection(self, rows: list[asyncpg.Record], listed: set[str]) -> None:
         have = {r["mentee_id"] for r in rows}
         for row in rows:
@@ -354,7 +422,7 @@ class Doctor:
                         )
                     )
                 continue
-            want = self._wanted(wf, row)
+            want = await self._wanted(mentee, wf, row)
             if want is None:
                 continue
             seen = (row["status"], row["phase"], row["mentor_id"])
@@ -371,7 +439,9 @@ class Doctor:
             if wf is not None:
                 await self._insert_row(mentee, wf)
 
-    def _wanted(self, wf: Run, row: asyncpg.Record) -> tuple[str, str, str | None] | None:
+    async def _wanted(
+        self, mentee: str, wf: Run, row: asyncpg.Record
+    ) -> tuple[str, str, str | None] | None:
         """What the row should say: the workflow's search attributes; ``ended`` for a tandem
         that failed, was terminated, timed out or was cancelled."""
         if wf.status in ABNORMAL:
@@ -379,7 +449,16 @@ class Doctor:
             return (status, row["phase"], row["mentor_id"])
         if wf.tandem_status is None or wf.phase is None:
             return None  # nothing to compare with
-        return (wf.tandem_status, wf.phase, wf.mentor_id)
+        status = await self._lifecycle_status(mentee, wf) or row["status"]
+        return (status, wf.phase, wf.mentor_id)
+
+    async def _lifecycle_status(self, mentee: str, wf: Run) -> str | None:
+        """The projection keeps the lifecycle status; ``TandemStatus`` shows
+        ``needs_attention`` over it, so then the workflow's state says (None: no answer)."""
+        if wf.tandem_status != NEEDS_ATTENTION:
+            return wf.tandem_status
+        state = await self.state(mentee)
+        return None if state is None else state.status.value
 
     async def _update_row(
         self, row: asyncpg.Record, want: tuple[str, str, str | None], changed: str
@@ -412,7 +491,10 @@ class Doctor:
             self.report.add(Finding("projection", mentee, changed, "left: changed meanwhile"))
 
     async def _insert_row(self, mentee: str, wf: Run) -> None:
-        status = TandemStatus.ENDED.value if wf.status in ABNORMAL else wf.tandem_status
+        if wf.status in ABNORMAL:
+            status: str | None = TandemStatus.ENDED.value
+        else:
+            status = await self._lifecycle_status(mentee, wf)
         if status is None or wf.phase is None or wf.program is None:
             self.report.add(
                 Finding("projection", mentee, "workflow without a row", "left", needs_person=True)
@@ -454,7 +536,7 @@ class Doctor:
     async def _unsent(self, row: asyncpg.Record) -> None:
         key, mentee = row["idempotency_key"], row["mentee_id"]
         if row["failed_at"] is not None:
-            self.report.add(_refused(key, row["failure"]))
+            self.report.add(_refused(key, mentee, row["failure"]))
             return
         wf = await self.describe(mentee)
         if wf is None or not wf.running:
@@ -506,7 +588,7 @@ class Doctor:
             "SELECT sent_at, failed_at, failure FROM outbox WHERE idempotency_key = $1", key
         )
         if after is not None and after["sent_at"] is None and after["failed_at"] is not None:
-            self.report.add(_refused(key, after["failure"]))
+            self.report.add(_refused(key, mentee, after["failure"]))
         else:
             self.report.add(
                 Finding(
@@ -617,14 +699,15 @@ class Doctor:
                 )
 
 
-def _refused(key: str, failure: str | None) -> Finding:
+def _refused(key: str, mentee: str, failure: str | None) -> Finding:
     return Finding(
         "outbox",
         key,
         f"refused by the relay for good ({failure or 'no code'})",
         "left",
         needs_person=True,
-        hint="correct the address in the CSV file and import it again",
+        hint="correct the address in the CSV file and import it again;"
+        f" `tandem retry {mentee}` sends it",
     )
 
 

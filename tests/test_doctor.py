@@ -23,6 +23,7 @@ from temporalio.testing import WorkflowEnvironment
 from typer.testing import CliRunner
 
 from starter.cli import app
+from starter.doctor_cmd import Doctor, Run, render
 from starter.mailsink import MailSink
 from starter.tandem_cmds import start_tandem
 from tandem.models import Mentee, Mentor, TandemStatus
@@ -66,7 +67,7 @@ async def client(dev_env: WorkflowEnvironment) -> AsyncIterator[Client]:
     yield own
 
 
-class Doctor:
+class DoctorCli:
     """``tandem doctor …`` through the CLI, configured for the test's parts."""
 
     def __init__(self, client: Client, db_dsn: str, settings: Settings) -> None:
@@ -138,7 +139,7 @@ async def test_a_healthy_tandem_is_left_alone_and_a_stale_projection_is_fixed(
     client: Client, db: asyncpg.Pool, db_dsn: str, settings: Settings, sink: MailSink
 ) -> None:
     the_mentor, the_mentee = mentor(uid("M")), mentee(uid("S"))
-    doctor = Doctor(client, db_dsn, settings)
+    doctor = DoctorCli(client, db_dsn, settings)
     async with running_worker(client, settings, db):
         await introduce(client, db, settings, the_mentor, the_mentee)
         code, out = await doctor()
@@ -171,7 +172,7 @@ async def test_a_terminated_tandem_gives_its_seat_back(
     client: Client, db: asyncpg.Pool, db_dsn: str, settings: Settings, sink: MailSink
 ) -> None:
     the_mentor, the_mentee = mentor(uid("M")), mentee(uid("S"))  # the mentor has one seat
-    doctor = Doctor(client, db_dsn, settings)
+    doctor = DoctorCli(client, db_dsn, settings)
     async with running_worker(client, settings, db):
         await introduce(client, db, settings, the_mentor, the_mentee)
         handle = client.get_workflow_handle(workflow_id(the_mentee.id))
@@ -206,6 +207,36 @@ async def test_a_terminated_tandem_gives_its_seat_back(
     doctor.assert_confidential(the_mentor, the_mentee)
 
 
+async def test_a_seat_booked_on_another_mentor_goes_back_to_the_tandems_mentor(
+    client: Client, db: asyncpg.Pool, db_dsn: str, settings: Settings, sink: MailSink
+) -> None:
+    the_mentor, other, the_mentee = mentor(uid("M")), mentor(uid("M")), mentee(uid("S"))
+    doctor = DoctorCli(client, db_dsn, settings)
+    async with running_worker(client, settings, db):
+        await introduce(client, db, settings, the_mentor, the_mentee)
+        await put_people(db, [other])
+        # A hand edit moved the seat to another mentor, an hour ago.
+        await db.execute(
+            "UPDATE seats SET mentor_id = $2, reserved_at = now() - interval '1 hour'"
+            " WHERE mentee_id = $1",
+            the_mentee.id,
+            other.id,
+        )
+        code, report = await doctor.json("--dry-run")
+        assert code == 1
+        assert [f["action"] for f in report["findings"]] == ["would free", "would reserve"]
+        assert await seats(db) == {the_mentee.id: other.id}
+
+        code, out = await doctor()
+        assert code == 0, out
+        assert f"seat of mentor {other.id}: the running tandem's mentor is {the_mentor.id}" in out
+        assert f"holds no seat of its mentor {the_mentor.id} -> reserved" in out
+        assert await seats(db) == {the_mentee.id: the_mentor.id}
+        code, out = await doctor()
+        assert code == 0 and "seats: ok" in out
+    doctor.assert_confidential(the_mentor, other, the_mentee)
+
+
 async def test_stuck_replies_are_made_due_again_and_never_read(
     client: Client, db: asyncpg.Pool, db_dsn: str, settings: Settings
 ) -> None:
@@ -227,7 +258,7 @@ async def test_stuck_replies_are_made_due_again_and_never_read(
     waiting = await put(None, "now() + interval '1 minute'", attempts=2)
     before = {r["id"]: dict(r) for r in await db.fetch("SELECT * FROM inbound_mail")}
 
-    doctor = Doctor(client, db_dsn, settings)
+    doctor = DoctorCli(client, db_dsn, settings)
     code, out = await doctor("--dry-run")
     assert code == 1, out
     assert "1 mail(s): lease expired long ago -> would make due now" in out
@@ -263,7 +294,7 @@ async def test_unsent_mail_is_sent_once_and_a_refused_one_is_reported(
     client: Client, db: asyncpg.Pool, db_dsn: str, settings: Settings, sink: MailSink
 ) -> None:
     the_mentor, the_mentee = mentor(uid("M")), mentee(uid("S"))
-    doctor = Doctor(client, db_dsn, settings)
+    doctor = DoctorCli(client, db_dsn, settings)
     async with running_worker(client, settings, db):
         await introduce(client, db, settings, the_mentor, the_mentee)
         [intro] = await db.fetch(
@@ -337,3 +368,33 @@ async def test_unsent_mail_is_sent_once_and_a_refused_one_is_reported(
         code, out = await doctor()
         assert f"{refused_key}: refused by the relay for good (550 5.1.1)" in out
     doctor.assert_confidential(the_mentor, the_mentee)
+
+
+async def test_tandems_that_need_a_person_are_named_with_the_fix(
+    client: Client, db: asyncpg.Pool
+) -> None:
+    """needs_attention and failed workflows are hard to provoke on purpose: the workflows'
+    descriptions are given here (the doctor's one seam), everything else is real."""
+    stuck, failed = uid("S"), uid("S")
+    await db.execute(
+        "INSERT INTO tandems (mentee_id, program, phase, status, mentor_id, updated_at)"
+        " VALUES ($1, 'demo', 'study', 'active', NULL, now())",
+        stuck,
+    )
+    doctor = Doctor(client, db, resender=None, dry_run=False, older_than=timedelta(minutes=15))
+    doctor._runs = {
+        stuck: Run("r1", WorkflowExecutionStatus.RUNNING, "needs_attention", "study", "demo", None),
+        failed: Run("r2", WorkflowExecutionStatus.FAILED, "active", "study", "demo", None),
+    }
+    report = await doctor.run()
+    attention = {f.subject: f for f in report.of("attention")}
+    assert set(attention) == {stuck, failed}
+    assert attention[stuck].hint is not None and f"tandem retry {stuck}" in attention[stuck].hint
+    assert "failed" in attention[failed].problem
+    assert not report.ok
+    # The projection keeps the lifecycle status: needs_attention is no status to write there.
+    assert await projection(db, stuck) == ("active", "study", None)
+    lines: list[str] = []
+    render(report, lines.append)
+    assert f"  {stuck}: needs attention (an activity failed for good) -> left" in lines
+    assert lines[-1].endswith("need a person")
