@@ -15,12 +15,15 @@ from activities.db import create_pool
 from activities.effects import EffectActivities
 from activities.mail import Outbox, Sender
 from activities.matching import MatchingActivities
-from tandem.programs import load_programs
+from activities.scrub import ScrubFailures
+from tandem.programs import ProgramCatalog
 from tandem.settings import Settings
 from workflows.tandem import TandemWorkflow
 
 log = structlog.get_logger(__name__)
-GRACEFUL_SHUTDOWN = timedelta(seconds=20)
+#: Longer than one SMTP send may take (``activities.smtp.SEND_TIMEOUT``); the compose file
+#: gives the container more still (``stop_grace_period``) before it is killed.
+GRACEFUL_SHUTDOWN = timedelta(seconds=30)
 
 
 def workflow_runner() -> SandboxedWorkflowRunner:
@@ -48,6 +51,8 @@ def build_worker(
         workflow_runner=workflow_runner(),
         # On shutdown (a deploy, Ctrl-C) the running transition's effects finish first.
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
+        # No name, address or mail text in any failure or log line of an activity.
+        interceptors=[ScrubFailures()],
         activities=[
             matching.find_mentor,
             effects.carry_out,
@@ -68,7 +73,7 @@ async def run_worker(
 
     pool = await create_pool(dsn)
     try:
-        programs = load_programs(settings.programs_dir)
+        programs = ProgramCatalog(settings.programs_dir)  # read on demand: new files work
         worker = build_worker(
             client,
             settings,

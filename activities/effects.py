@@ -15,9 +15,11 @@ from tandem.lifecycle.effects import (
     EffectBatch,
     RecordEvent,
     ReleaseSeat,
+    ResendMails,
     RevokeTokens,
     SendMail,
 )
+from tandem.messages import EffectOutcome
 
 
 class EffectActivities:
@@ -26,10 +28,22 @@ class EffectActivities:
         self._outbox = outbox
 
     @activity.defn
-    async def carry_out(self, batch: EffectBatch) -> None:
+    async def carry_out(self, batch: EffectBatch) -> EffectOutcome:
+        """Returns the mails the relay refused for good (the tandem records them and goes on)
+        and the refused mails that a corrected address let through."""
+        outcome = EffectOutcome()
         for effect in batch.effects:
             if isinstance(effect, SendMail):
-                await self._outbox.send(batch.mail_request(effect))
+                request = batch.mail_request(effect)
+                receipt = await self._outbox.send(request)
+                if receipt.failure is not None:
+                    failed = await self._outbox.failed_mail(request.idempotency_key)
+                    if failed is not None:
+                        outcome.failed.append(failed)
+            elif isinstance(effect, ResendMails):
+                for key in effect.keys:
+                    if await self._outbox.resend(key) or await self._sent(key):
+                        outcome.resent.append(key)
             elif isinstance(effect, ReleaseSeat):
                 await self._pool.execute(
                     "DELETE FROM seats WHERE mentee_id = $1 AND mentor_id = $2",
@@ -42,6 +56,13 @@ class EffectActivities:
                 async with self._pool.acquire() as conn:
                     for event in batch.status_events(effect):
                         await record_event(conn, event)
+        return outcome
+
+    async def _sent(self, key: str) -> bool:
+        sent = await self._pool.fetchval(
+            "SELECT sent_at IS NOT NULL FROM outbox WHERE idempotency_key = $1", key
+        )
+        return bool(sent)
 
     async def _revoke(self, effect: RevokeTokens) -> None:
         await self._pool.execute(

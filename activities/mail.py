@@ -23,6 +23,7 @@ import structlog
 from temporalio.exceptions import ApplicationError
 
 from activities.people import Conn, get_mentee, get_mentor
+from activities.smtp import MailRefused
 from tandem.answers import RequestKind, request_id
 from tandem.mail import (
     bare_message_id,
@@ -32,16 +33,22 @@ from tandem.mail import (
     reply_token,
     token_hash,
 )
-from tandem.messages import MailReceipt, MailRequest
+from tandem.messages import FailedMail, MailReceipt, MailRequest
 from tandem.models import Role
-from tandem.programs import Program
+from tandem.programs import Program, ProgramError
 from tandem.settings import Settings
 
 log = structlog.get_logger(__name__)
 
 
 class Sender(Protocol):
-    async def send(self, message: EmailMessage) -> None: ...
+    async def send(self, message: EmailMessage) -> None:
+        """Raises ``MailRefused`` for a permanent refusal of this mail, else a retryable
+        error; neither carries an address."""
+
+
+class ProgramSource(Protocol):
+    def get(self, program_id: str, /) -> Program | None: ...
 
 
 class Outbox:
@@ -52,7 +59,7 @@ class Outbox:
         pool: asyncpg.Pool,
         settings: Settings,
         sender: Sender,
-        programs: dict[str, Program],
+        programs: ProgramSource,
         *,
         after_accept: Callable[[MailRequest], Awaitable[None]] | None = None,
     ) -> None:
@@ -64,38 +71,127 @@ class Outbox:
         self._after_accept = after_accept
 
     async def send(self, request: MailRequest) -> MailReceipt:
+        """Send the mail once; a refusal for good comes back as the receipt's ``failure``."""
         async with self._pool.acquire() as conn:
+            exists = await conn.fetchval(
+                "SELECT 1 FROM outbox WHERE idempotency_key = $1", request.idempotency_key
+            )
+            if exists is None:
+                await self._enqueue(conn, request)
+            receipt = await self._deliver(conn, request.idempotency_key)
+        if receipt.newly_sent:
+            log.info(
+                "mail_sent",
+                key=request.idempotency_key,
+                template=request.template,
+                to_role=request.to.value,
+                mentee_id=request.mentee_id,
+            )
+            if self._after_accept is not None:
+                await self._after_accept(request)
+        return receipt
+
+    async def resend(self, idempotency_key: str) -> bool:
+        """Send a stored, unsent row now (``tandem doctor``, ``tandem retry``); True if it was
+        sent by this call. A refused row is tried again only once its address changed."""
+        async with self._pool.acquire() as conn:
+            receipt = await self._deliver(conn, idempotency_key)
+        if receipt.newly_sent:
+            log.info("mail_resent", key=idempotency_key)
+        return receipt.newly_sent
+
+    async def failed_mail(self, idempotency_key: str) -> FailedMail | None:
+        """The stored row as a ``FailedMail`` if the relay refused it (ids and code only)."""
+        row = await self._pool.fetchrow(
+            "SELECT template, recipient_role, recipient_id, failure FROM outbox"
+            " WHERE idempotency_key = $1 AND sent_at IS NULL AND failed_at IS NOT NULL",
+            idempotency_key,
+        )
+        if row is None:
+            return None
+        return FailedMail(
+            idempotency_key=idempotency_key,
+            template=row["template"],
+            to=Role(row["recipient_role"]),
+            person_id=row["recipient_id"],
+            failure=row["failure"] or "",
+        )
+
+    async def _deliver(self, conn: Conn, key: str) -> MailReceipt:
+        """Send one stored row exactly once: the row is locked while it is sent and marked, so
+        an overlapping attempt (a retry, a second worker, ``tandem doctor``) waits and then
+        finds it sent. Until it is sent, the address is the one on file now."""
+        try:
+            return await self._deliver_locked(conn, key)
+        except Exception:
+            # Counted after the rollback: the attempt was made, whatever became of it.
+            await conn.execute(
+                "UPDATE outbox SET attempts = attempts + 1 WHERE idempotency_key = $1", key
+            )
+            raise
+
+    async def _deliver_locked(self, conn: Conn, key: str) -> MailReceipt:
+        async with conn.transaction():
             row = await conn.fetchrow(
-                "SELECT * FROM outbox WHERE idempotency_key = $1", request.idempotency_key
+                "SELECT * FROM outbox WHERE idempotency_key = $1 FOR UPDATE", key
             )
             if row is None:
-                row = await self._enqueue(conn, request)
+                raise ApplicationError("no such outbox row", non_retryable=True, type="UnknownMail")
+            bare = bare_message_id(row["message_id"])
             if row["sent_at"] is not None:
-                log.info("mail_already_sent", key=request.idempotency_key)
-                return MailReceipt(message_id=bare_message_id(row["message_id"]), newly_sent=False)
+                log.info("mail_already_sent", key=key)
+                return MailReceipt(message_id=bare, newly_sent=False)
+            address = await self._address_on_file(conn, row)
+            if row["failed_at"] is not None and address == row["to_address"]:
+                return MailReceipt(message_id=bare, newly_sent=False, failure=row["failure"])
+            if address != row["to_address"]:
+                await conn.execute(
+                    "UPDATE outbox SET to_address = $2, failed_at = NULL, failure = NULL"
+                    " WHERE idempotency_key = $1",
+                    key,
+                    address,
+                )
+            try:
+                await self._sender.send(self._message(row, address))
+            except MailRefused as refusal:
+                await conn.execute(
+                    "UPDATE outbox SET failed_at = now(), failure = $2, attempts = attempts + 1"
+                    " WHERE idempotency_key = $1",
+                    key,
+                    refusal.failure,
+                )
+                log.warning("mail_refused", key=key, failure=refusal.failure)
+                return MailReceipt(message_id=bare, newly_sent=False, failure=refusal.failure)
             await conn.execute(
-                "UPDATE outbox SET attempts = attempts + 1 WHERE idempotency_key = $1",
-                request.idempotency_key,
+                "UPDATE outbox SET sent_at = now(), failed_at = NULL, failure = NULL,"
+                " attempts = attempts + 1 WHERE idempotency_key = $1",
+                key,
             )
-            await self._sender.send(self._message(row))
-            await conn.execute(
-                "UPDATE outbox SET sent_at = now() WHERE idempotency_key = $1",
-                request.idempotency_key,
-            )
-        log.info(
-            "mail_sent",
-            key=request.idempotency_key,
-            template=request.template,
-            to_role=request.to.value,
-            mentee_id=request.mentee_id,
+        return MailReceipt(message_id=bare, newly_sent=True)
+
+    async def _address_on_file(self, conn: Conn, row: asyncpg.Record) -> str:
+        """The recipient's address as the people table has it now (a re-import corrects a
+        wrong one); the row's own address for the office, or a person no longer on file."""
+        table = {Role.MENTEE.value: "mentees", Role.MENTOR.value: "mentors"}.get(
+            row["recipient_role"]
         )
-        if self._after_accept is not None:
-            await self._after_accept(request)
-        return MailReceipt(message_id=bare_message_id(row["message_id"]), newly_sent=True)
+        if table is None or row["recipient_id"] is None:
+            return str(row["to_address"])
+        current = await conn.fetchval(
+            f"SELECT email FROM {table} WHERE id = $1", row["recipient_id"]
+        )
+        return str(current) if current else str(row["to_address"])
 
     async def _enqueue(self, conn: Conn, request: MailRequest) -> asyncpg.Record:
         """Render once and store; a concurrent or later attempt reuses the stored row."""
-        program = self._programs.get(request.program)
+        try:
+            program = self._programs.get(request.program)
+        except ProgramError as err:
+            raise ApplicationError(
+                f"programme file of {request.program} is invalid: {err}",
+                non_retryable=True,
+                type="ProgramError",
+            ) from None
         if program is None:
             raise ApplicationError(
                 f"unknown programme {request.program}", non_retryable=True, type="UnknownProgram"
@@ -163,10 +259,10 @@ class Outbox:
         assert row is not None
         return row
 
-    def _message(self, row: asyncpg.Record) -> EmailMessage:
+    def _message(self, row: asyncpg.Record, to_address: str) -> EmailMessage:
         msg = EmailMessage()
         msg["From"] = self._settings.mail_from
-        msg["To"] = row["to_address"]
+        msg["To"] = to_address
         msg["Subject"] = row["subject"]
         msg["Message-ID"] = row["message_id"]
         msg["Date"] = format_datetime(row["created_at"].astimezone(UTC))

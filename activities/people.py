@@ -10,11 +10,13 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from enum import Enum
-from typing import TypeAlias
+from typing import TypeAlias, TypeVar
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
+from pydantic import BaseModel, ValidationError
 
+from activities.scrub import InvalidRecord, validation_summary
 from tandem.csv_import import MENTEE_COLUMNS, MENTOR_COLUMNS
 from tandem.models import Mentee, Mentor
 from tandem.programs import Program
@@ -26,6 +28,7 @@ Conn: TypeAlias = "asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyn
 ProgressHook = Callable[[int], None]
 
 _BATCH = 500
+P = TypeVar("P", bound=BaseModel)
 
 
 @dataclass(frozen=True)
@@ -108,14 +111,24 @@ async def get_mentor(conn: Conn, mentor_id: str) -> Mentor | None:
     row = await conn.fetchrow(
         f"SELECT {', '.join(MENTOR_COLUMNS)} FROM mentors WHERE id = $1", mentor_id
     )
-    return None if row is None else Mentor.model_validate(dict(row))
+    return None if row is None else _validated(Mentor, dict(row))
 
 
 async def get_mentee(conn: Conn, mentee_id: str) -> Mentee | None:
     row = await conn.fetchrow(
         f"SELECT {', '.join(MENTEE_COLUMNS)} FROM mentees WHERE id = $1", mentee_id
     )
-    return None if row is None else Mentee.model_validate(dict(row))
+    return None if row is None else _validated(Mentee, dict(row))
+
+
+def _validated(model: type[P], row: dict[str, object]) -> P:
+    """The row as a model; a row that does not validate raises ``InvalidRecord`` naming the
+    id and the fields only (pydantic's own message repeats the values: addresses, names)."""
+    try:
+        return model.model_validate(row)
+    except ValidationError as err:
+        what = f"{model.__name__.lower()} {row.get('id')}"
+        raise InvalidRecord(f"{what} on file is invalid: {validation_summary(err)}") from None
 
 
 async def get_mentees(conn: Conn, mentee_ids: Sequence[str]) -> dict[str, Mentee]:
@@ -124,7 +137,7 @@ async def get_mentees(conn: Conn, mentee_ids: Sequence[str]) -> dict[str, Mentee
         f"SELECT {', '.join(MENTEE_COLUMNS)} FROM mentees WHERE id = ANY($1::text[])",
         list(mentee_ids),
     )
-    return {r["id"]: Mentee.model_validate(dict(r)) for r in rows}
+    return {r["id"]: _validated(Mentee, dict(r)) for r in rows}
 
 
 async def list_mentee_ids(conn: Conn, program: str | None = None) -> list[str]:

@@ -1,12 +1,71 @@
-"""Hands a finished message to the SMTP relay (the dev sink, Mailpit, or the office's relay)."""
+"""Hands a finished message to the SMTP relay (the dev sink, Mailpit, or the office's relay).
+
+The relay's answers are sorted here, and nothing the relay said leaves this module except its
+codes, because its text often repeats the recipient's address:
+
+- ``MailRefused``: the relay refused this mail for good (5xx to the recipient or the data).
+  The outbox records it as a fact and the tandem goes on.
+- a retryable ``ApplicationError``: 4xx, a dropped connection, a timeout, a relay that is
+  down, or a relay that refuses *us* (sender, login) — a problem of the setup, not of the mail.
+"""
 
 from __future__ import annotations
 
+import re
 from email.message import EmailMessage
 
 import aiosmtplib
+from temporalio.exceptions import ApplicationError
 
 from tandem.settings import Settings
+
+#: Seconds one send may take in all; a worker's graceful shutdown outlasts it.
+SEND_TIMEOUT = 20
+
+_ENHANCED_STATUS = re.compile(r"^\s*([245]\.\d{1,3}\.\d{1,3})(?!\S)")
+
+
+class MailRefused(Exception):
+    """A permanent refusal of one mail; ``failure`` is e.g. ``550 5.1.1`` and nothing else."""
+
+    def __init__(self, failure: str) -> None:
+        super().__init__(f"mail refused by the relay: {failure}")
+        self.failure = failure
+
+
+def smtp_code(code: int, message: str) -> str:
+    """``550 5.1.1``: the reply code and the enhanced status code, never the relay's text."""
+    match = _ENHANCED_STATUS.match(message or "")
+    return f"{code} {match.group(1)}" if match else str(code)
+
+
+def classify(err: BaseException) -> BaseException:
+    """The error to raise instead of ``err``: ``MailRefused`` or a scrubbed retryable one."""
+    if isinstance(err, aiosmtplib.SMTPRecipientsRefused):
+        refusals = err.recipients
+        codes = [smtp_code(r.code, r.message) for r in refusals]
+        if refusals and all(500 <= r.code < 600 for r in refusals):
+            return MailRefused(", ".join(codes))
+        return _retry("SmtpDeferred", f"the relay deferred the recipient: {', '.join(codes)}")
+    if isinstance(err, aiosmtplib.SMTPRecipientRefused | aiosmtplib.SMTPDataError):
+        code = smtp_code(err.code, err.message)
+        if 500 <= err.code < 600:
+            return MailRefused(code)
+        return _retry("SmtpDeferred", f"the relay deferred the mail: {code}")
+    if isinstance(err, aiosmtplib.SMTPSenderRefused | aiosmtplib.SMTPAuthenticationError):
+        # Refuses us, not this mail: every mail would fail the same way until the setup is
+        # fixed, so it is retried (and, after the activity's bound, the office is told).
+        code = smtp_code(err.code, err.message)
+        return _retry("SmtpSetupRefused", f"the relay refuses our sender or login: {code}")
+    if isinstance(err, aiosmtplib.SMTPResponseException):
+        return _retry("SmtpDeferred", f"the relay answered {smtp_code(err.code, err.message)}")
+    if isinstance(err, aiosmtplib.SMTPException | OSError | TimeoutError):
+        return _retry("SmtpUnavailable", f"the relay could not be reached ({type(err).__name__})")
+    return _retry("SmtpError", f"sending failed ({type(err).__name__})")
+
+
+def _retry(kind: str, message: str) -> ApplicationError:
+    return ApplicationError(message, type=kind)
 
 
 class SmtpSender:
@@ -14,13 +73,17 @@ class SmtpSender:
         self._settings = settings
 
     async def send(self, message: EmailMessage) -> None:
+        """Raises ``MailRefused`` or a retryable ``ApplicationError``; never the relay's text."""
         s = self._settings
-        await aiosmtplib.send(
-            message,
-            hostname=s.smtp_host,
-            port=s.smtp_port,
-            username=s.smtp_username,
-            password=s.smtp_password.get_secret_value() if s.smtp_password else None,
-            start_tls=s.smtp_starttls,
-            timeout=30,
-        )
+        try:
+            await aiosmtplib.send(
+                message,
+                hostname=s.smtp_host,
+                port=s.smtp_port,
+                username=s.smtp_username,
+                password=s.smtp_password.get_secret_value() if s.smtp_password else None,
+                start_tls=s.smtp_starttls,
+                timeout=SEND_TIMEOUT,
+            )
+        except Exception as err:  # every error is sorted and scrubbed here
+            raise classify(err) from None

@@ -2,7 +2,8 @@
 
 A refusal by the workflow's rules and an unknown (or finished) workflow are final. Everything
 else (no worker yet, Temporal away, a timeout) is transient: the durable inbox tries again
-later, and the update is idempotent on ``answer_id`` (it is also the update's id).
+later, and the update is idempotent on ``answer_id`` (it is also the update's id). So is a
+tandem that needs attention: its answers wait in the inbox until the office's ``tandem retry``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,16 @@ from temporalio.client import Client
 
 from replies.pipeline import AnswerRefused, TandemGone
 from tandem.answers import Answer, AnswerResult
-from workflows.client import TandemClient, TandemNotFound, TandemRefused
+from workflows.client import (
+    TandemClient,
+    TandemNeedsAttention,
+    TandemNotFound,
+    TandemRefused,
+)
+
+
+class AnswerWaits(Exception):
+    """The tandem needs attention: transient for the inbox (tried again with back-off)."""
 
 
 class TemporalAnswerer:
@@ -36,6 +46,8 @@ class TemporalAnswerer:
                 self._tandems.answer(mentee_id, answer, on_accepted=self._on_accepted),
                 timeout=self._timeout,
             )
+        except TandemNeedsAttention:
+            raise AnswerWaits() from None  # kept in the inbox, tried again after the fix
         except TandemRefused as err:
             raise AnswerRefused(err.message[:200]) from None
         except TandemNotFound:

@@ -164,6 +164,13 @@ def _import(kind: Kind, path: Path, *, as_json: bool, dry_run: bool) -> None:
         if warning:
             result["warning"] = warning
             err_console.print(f"warning: {warning}", highlight=False, markup=False, soft_wrap=True)
+    if counts.updated:
+        resent, warning = run(_resend(dsn))
+        if resent:
+            result["tandems_resending_mail"] = resent
+        if warning:
+            result["warning"] = warning
+            err_console.print(f"warning: {warning}", highlight=False, markup=False, soft_wrap=True)
     summary = f"{kind}: {counts.created} created, {counts.updated} updated, "
     _report(result, summary + f"{counts.unchanged} unchanged", as_json)
 
@@ -212,6 +219,18 @@ async def _wake(dsn: str) -> tuple[int | None, str | None]:
             None,
             f"mentors imported; waiting tandems will retry on their daily schedule: {reason}",
         )
+
+
+async def _resend(dsn: str) -> tuple[int, str | None]:
+    """Refused mails go out again to corrected addresses. Best effort: the import is committed
+    and ``tandem retry ID`` does the same."""
+    try:
+        from starter.tandem_cmds import resend_corrected_mail
+
+        return await resend_corrected_mail(dsn), None
+    except Exception as err:
+        reason = _first_line(err) or err.__class__.__name__
+        return 0, f"people imported; refused mails were not sent again ({reason}): tandem retry ID"
 
 
 def _reject(kind: Kind, path: Path, errors: list[RowError], *, as_json: bool) -> NoReturn:

@@ -82,6 +82,12 @@ def resume(mentee_id: MenteeId, as_json: JsonFlag = False) -> None:
     _report(result, as_json)
 
 
+def retry(mentee_id: MenteeId, as_json: JsonFlag = False) -> None:
+    """Carry out what failed for good (once its cause is fixed) and resend refused mails."""
+    result = run(call_update(mentee_id, lambda t: t.retry(mentee_id)))
+    _report(result, as_json)
+
+
 def end(
     mentee_id: MenteeId,
     reason: Annotated[

@@ -24,7 +24,7 @@ from starter.common import (
 from tandem.models import Mentee, TandemState, TandemStatus
 from tandem.programs import Program, ProgramError, load_program
 from tandem.settings import Settings, get_settings
-from workflows.client import EnrolOutcome, TandemClient, TandemNotFound
+from workflows.client import EnrolOutcome, TandemClient, TandemNotFound, TandemRefused
 from workflows.tandem import TandemWorkflow
 
 #: Workflow starts in flight at once when enrolling many mentees.
@@ -101,6 +101,36 @@ async def wake_waiting_tandems(dsn: str, client: Client | None = None) -> int:
     for row in rows:
         woken += await tandems.wake(row["mentee_id"])
     return woken
+
+
+async def resend_corrected_mail(dsn: str, client: Client | None = None) -> int:
+    """After an import: tandems with a refused mail whose recipient's address changed on file
+    send it again (their ``retry``); how many tandems were asked."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch(
+            """
+            SELECT DISTINCT o.mentee_id FROM outbox o
+            LEFT JOIN mentees e ON o.recipient_role = 'mentee' AND e.id = o.recipient_id
+            LEFT JOIN mentors r ON o.recipient_role = 'mentor' AND r.id = o.recipient_id
+            WHERE o.sent_at IS NULL AND o.failed_at IS NOT NULL
+              AND coalesce(e.email, r.email) IS DISTINCT FROM o.to_address
+              AND coalesce(e.email, r.email) IS NOT NULL
+            """
+        )
+    finally:
+        await conn.close()
+    if not rows:
+        return 0
+    tandems = TandemClient(client or await connect_temporal(), get_settings().task_queue)
+    asked = 0
+    for row in rows:
+        try:
+            await tandems.retry(row["mentee_id"])
+            asked += 1
+        except (TandemRefused, TandemNotFound):
+            continue  # closed meanwhile, or retried by someone else: nothing to send here
+    return asked
 
 
 # -- commands ------------------------------------------------------------------------------

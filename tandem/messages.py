@@ -41,6 +41,26 @@ class MailRequest(BaseModel):
 class MailReceipt(BaseModel):
     message_id: str
     newly_sent: bool
+    #: Set when the relay refused this mail for good: the SMTP code and enhanced status
+    #: (``550 5.1.1``), never the relay's text.
+    failure: str | None = None
+
+
+class FailedMail(BaseModel):
+    """A mail the relay refused for good: which one, to whom (role and id), and the code."""
+
+    idempotency_key: str
+    template: str
+    to: Role
+    person_id: str | None = None
+    failure: str
+
+
+class EffectOutcome(BaseModel):
+    """What ``carry_out`` reports back: mails refused for good, failed mails now sent."""
+
+    failed: list[FailedMail] = Field(default_factory=list)
+    resent: list[str] = Field(default_factory=list)
 
 
 class StatusEvent(BaseModel):

@@ -133,3 +133,10 @@ class TandemState(BaseModel):
     #: Ids of answers already applied (the update is idempotent on them); the last 200.
     answer_ids: list[str] = Field(default_factory=list)
     end_reason: str | None = None
+    #: Idempotency keys of mails the relay refused for good (SMTP 5xx); sent again by
+    #: ``tandem retry`` (or a re-import with a corrected address).
+    failed_mails: list[str] = Field(default_factory=list)
+    #: Why the tandem stopped: an activity's final error (its type, e.g. ``UnknownProgram``).
+    #: Nothing fires and nothing is answered until ``tandem retry`` (or ``tandem end``).
+    attention: str | None = None
+    attention_since: datetime | None = None

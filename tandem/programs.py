@@ -100,6 +100,34 @@ def load_program(directory: Path, program_id: str) -> Program:
     return _parse(path)
 
 
+class ProgramCatalog:
+    """The programme files, read on demand: a file added (or changed) while the workers run
+    is used from its next mail on, with no restart."""
+
+    def __init__(self, directory: Path) -> None:
+        self._directory = directory
+        self._cache: dict[str, tuple[float, Program]] = {}
+
+    def get(self, program_id: str, /) -> Program | None:
+        """The programme, or ``None`` if no such file; ``ProgramError`` if the file is bad."""
+        if not _PROGRAM_ID.fullmatch(program_id):
+            return None
+        path = self._directory / f"{program_id}.yaml"
+        try:
+            mtime = path.stat().st_mtime
+        except FileNotFoundError:
+            self._cache.pop(program_id, None)
+            return None
+        cached = self._cache.get(program_id)
+        if cached is None or cached[0] != mtime:
+            cached = (mtime, _parse(path))
+            self._cache[program_id] = cached
+        return cached[1]
+
+
+_PROGRAM_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+
+
 def load_programs(directory: Path) -> dict[str, Program]:
     programs = {}
     for path in sorted(directory.glob("*.yaml")):

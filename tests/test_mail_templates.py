@@ -28,6 +28,10 @@ FACTS = {
     "waiting_for": "mentor",
     "rematches": "3",
     "reminder": "yes",
+    "code": "550 5.1.1",
+    "person_id": "M-7",
+    "template": "decision_request",
+    "cause": "UnknownProgram",
 }
 
 

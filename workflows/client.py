@@ -47,6 +47,7 @@ from workflows.tandem import TandemWorkflow
 __all__ = [
     "EnrolOutcome",
     "TandemClient",
+    "TandemNeedsAttention",
     "TandemNotFound",
     "TandemRefused",
     "mentee_id_of",
@@ -60,6 +61,10 @@ class TandemRefused(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+
+class TandemNeedsAttention(TandemRefused):
+    """Refused for now: the tandem waits for ``tandem retry`` (an answer can wait too)."""
 
 
 class TandemNotFound(Exception):
@@ -213,6 +218,10 @@ class TandemClient:
         result: OperatorResult = await self._update(mentee_id, TandemWorkflow.resume)
         return result
 
+    async def retry(self, mentee_id: str) -> OperatorResult:
+        result: OperatorResult = await self._update(mentee_id, TandemWorkflow.retry)
+        return result
+
     async def end(self, mentee_id: str, reason: str) -> OperatorResult:
         result: OperatorResult = await self._update(
             mentee_id, TandemWorkflow.end, EndRequest(reason=reason)
@@ -290,7 +299,10 @@ def _mapped_errors(mentee_id: str) -> Iterator[None]:
         yield
     except WorkflowUpdateFailedError as err:
         cause = err.cause
-        raise TandemRefused(str(getattr(cause, "message", None) or cause)) from None
+        message = str(getattr(cause, "message", None) or cause)
+        if getattr(cause, "type", None) == "NeedsAttention":
+            raise TandemNeedsAttention(message) from None
+        raise TandemRefused(message) from None
     except RPCError as err:
         if err.status is RPCStatusCode.NOT_FOUND:
             raise TandemNotFound(mentee_id) from None

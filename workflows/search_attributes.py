@@ -31,6 +31,15 @@ ALL: tuple[SearchAttributeKey[Any], ...] = (
 )
 
 
+#: What ``TandemStatus`` shows while an activity's final error waits for ``tandem retry``.
+NEEDS_ATTENTION = "needs_attention"
+
+
+def shown_status(state: TandemState) -> str:
+    """The status the UI filters on: ``needs_attention`` wins over the lifecycle status."""
+    return NEEDS_ATTENTION if state.attention is not None else state.status.value
+
+
 def initial(state: TandemState) -> TypedSearchAttributes:
     """What a tandem shows in the UI from the moment it is enrolled."""
     return TypedSearchAttributes(
@@ -45,7 +54,7 @@ def initial(state: TandemState) -> TypedSearchAttributes:
 def updates(state: TandemState, current: TypedSearchAttributes) -> list[SearchAttributeUpdate[Any]]:
     """Only the attributes that differ from ``state``: each upsert is kept in history."""
     wanted: list[tuple[SearchAttributeKey[Any], str | datetime | None]] = [
-        (TANDEM_STATUS, state.status.value),
+        (TANDEM_STATUS, shown_status(state)),
         (TANDEM_PHASE, state.phase),
         (TANDEM_PROGRAM, state.program),
         (MENTOR_ID, state.mentor_id),

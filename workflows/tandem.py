@@ -14,7 +14,7 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.effects import EffectActivities
@@ -25,16 +25,22 @@ with workflow.unsafe.imports_passed_through():
         AnswerGiven,
         ChangeCadence,
         Effect,
+        EffectsFailed,
         EndTandem,
         Enrolled,
         Event,
         FindMentor,
+        MailFailed,
+        MailsResent,
         MatchFound,
         MentorsChanged,
+        NeedsAttention,
         PauseTandem,
         Refused,
         Rematch,
         ResumeTandem,
+        RetryRequested,
+        SendMail,
         Tick,
         Transition,
         decide,
@@ -45,6 +51,7 @@ with workflow.unsafe.imports_passed_through():
     from tandem.messages import (
         AdvanceRequest,
         CadenceRequest,
+        EffectOutcome,
         EndRequest,
         OperatorResult,
         PauseRequest,
@@ -58,6 +65,11 @@ __all__ = ["TandemWorkflow", "workflow_id"]
 
 ACTIVITY_TIMEOUT = timedelta(seconds=60)
 RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interval=timedelta(minutes=5))
+#: A transient fault (relay or database down) is retried this long; then the tandem waits
+#: for the office ("needs attention") instead of retrying for ever or failing.
+GIVE_UP_AFTER = timedelta(days=2)
+#: Patch id: refused mails and final activity errors are facts, not failures (issue 9).
+FAULTS_AS_FACTS = "faults-as-facts"
 #: A run continues as new past this many history events (or updates), long before the limits.
 HISTORY_BUDGET = 2_000
 UPDATE_BUDGET = 1_000
@@ -65,9 +77,34 @@ UPDATE_BUDGET = 1_000
 MAX_FIRINGS = 50
 
 
-def refuse(message: str) -> ApplicationError:
-    """A refusal the caller sees at once; nothing is recorded."""
-    return ApplicationError(message, type="Refused", non_retryable=True)
+def refuse(err: Refused) -> ApplicationError:
+    """A refusal the caller sees at once; nothing is recorded. ``NeedsAttention`` is a
+    refusal for now: the gateway keeps such an answer and tries again later."""
+    kind = "NeedsAttention" if isinstance(err, NeedsAttention) else "Refused"
+    return ApplicationError(err.message, type=kind, non_retryable=True)
+
+
+class _Stalled(Exception):
+    """Effects that could not be carried out (an activity's final error), to be done again
+    by ``retry``: each chunk in order, with the tandem as it was when they were decided."""
+
+    def __init__(self, chunks: list[EffectBatch], cause: str) -> None:
+        super().__init__(cause)
+        self.chunks = chunks
+        self.cause = cause
+
+    def then(self, tandem: TandemRef | None, rest: list[Effect]) -> _Stalled:
+        if rest and tandem is not None:
+            self.chunks.append(EffectBatch(tandem=tandem, effects=rest))
+        return self
+
+
+def _cause(err: ActivityError) -> str:
+    """The final error's type (``UnknownProgram``, ``StartToCloseTimeout``): no message."""
+    cause = err.cause
+    if isinstance(cause, ApplicationError) and cause.type:
+        return cause.type[:60]
+    return type(cause).__name__ if cause is not None else "ActivityError"
 
 
 @workflow.defn
@@ -81,6 +118,9 @@ class TandemWorkflow:
         self._mentors_changed = False
         self._run_phase = input.state.phase
         self._updates = 0
+        #: What an activity's final error left undone, until ``retry`` (kept out of history:
+        #: a run does not continue as new while there is any).
+        self._pending: list[EffectBatch] = []
 
     # -- the run method owns time ---------------------------------------------------------
 
@@ -102,6 +142,8 @@ class TandemWorkflow:
 
     def _time_to_continue(self) -> bool:
         info = workflow.info()
+        if self._pending:
+            return False
         return (
             self._state.phase != self._run_phase
             or info.is_continue_as_new_suggested()
@@ -141,34 +183,74 @@ class TandemWorkflow:
             return await self._apply(event)
 
     async def _apply(self, event: Event) -> Transition:
-        """One step of the core, then its effects. Call with the lock held."""
+        """One step of the core, then its effects. Call with the lock held. An activity's
+        final error does not fail the workflow: the tandem waits for the office instead."""
+        transition = self._decide(event)
+        try:
+            await self._carry_out(transition.effects, transition.tandem)
+        except _Stalled as stalled:
+            await self._stall(stalled)
+        return transition
+
+    def _decide(self, event: Event) -> Transition:
         before = self._state.status
         transition = decide(self._state, self._rules, workflow.now(), event)
         if before in FINAL_STATUSES:
             assert transition.state.status is before, "a final status is never left"
         self._state = transition.state
+        if self._state.attention is None:
+            self._pending = []  # ended meanwhile: what was left undone is moot
         if not transition.duplicate:
             self._show()
-        await self._carry_out(transition.effects, transition.tandem)
         return transition
+
+    async def _apply_nested(self, event: Event) -> None:
+        """A step caused by an activity's result, inside another one's effects."""
+        transition = self._decide(event)
+        await self._carry_out(transition.effects, transition.tandem)
+
+    async def _stall(self, stalled: _Stalled) -> None:
+        """Keep what is undone, record why, tell the office once, and wait for ``retry``."""
+        workflow.logger.warning("tandem needs attention: %s", stalled.cause)
+        transition = self._decide(EffectsFailed(cause=stalled.cause))
+        self._pending = stalled.chunks
+        try:
+            await self._carry_out(transition.effects, transition.tandem)
+        except _Stalled as also:
+            # The alert could not go out either (the cause may be the same): its event row is
+            # written on retry, its mail is dropped (it would arrive after the fix).
+            for chunk in also.chunks:
+                rest = [e for e in chunk.effects if not isinstance(e, SendMail)]
+                if rest:
+                    self._pending.append(EffectBatch(tandem=chunk.tandem, effects=rest))
 
     async def _carry_out(self, effects: list[Effect], tandem: TandemRef | None) -> None:
         batch: list[Effect] = []
-        for effect in effects:
+        for i, effect in enumerate(effects):
             if isinstance(effect, FindMentor):
-                await self._run_batch(batch, tandem)
+                try:
+                    await self._run_batch(batch, tandem)
+                except _Stalled as stalled:
+                    raise stalled.then(tandem, effects[i:]) from None
                 batch = []
-                result = await workflow.execute_activity_method(
-                    MatchingActivities.find_mentor,
-                    effect.request,
-                    start_to_close_timeout=ACTIVITY_TIMEOUT,
-                    retry_policy=RETRY,
-                    summary="find a mentor",
-                )
+                try:
+                    result = await workflow.execute_activity_method(
+                        MatchingActivities.find_mentor,
+                        effect.request,
+                        start_to_close_timeout=ACTIVITY_TIMEOUT,
+                        schedule_to_close_timeout=GIVE_UP_AFTER,
+                        retry_policy=RETRY,
+                        summary="find a mentor",
+                    )
+                except ActivityError as err:
+                    raise _Stalled([], _cause(err)).then(tandem, effects[i:]) from None
                 found = MatchFound(
                     mentor_id=result.mentor_id, score=result.score, reasons=result.reasons
                 )
-                await self._apply(found)
+                try:
+                    await self._apply_nested(found)
+                except _Stalled as stalled:
+                    raise stalled.then(tandem, effects[i + 1 :]) from None
             else:
                 batch.append(effect)
         await self._run_batch(batch, tandem)
@@ -178,13 +260,25 @@ class TandemWorkflow:
             return
         assert tandem is not None, "the core names the tandem of every effect"
         batch = EffectBatch(tandem=tandem, effects=effects)
-        await workflow.execute_activity_method(
-            EffectActivities.carry_out,
-            batch,
-            start_to_close_timeout=ACTIVITY_TIMEOUT,
-            retry_policy=RETRY,
-            summary=batch.summary(),
-        )
+        try:
+            outcome: EffectOutcome | None = await workflow.execute_activity_method(
+                EffectActivities.carry_out,
+                batch,
+                start_to_close_timeout=ACTIVITY_TIMEOUT,
+                schedule_to_close_timeout=GIVE_UP_AFTER,
+                retry_policy=RETRY,
+                summary=batch.summary(),
+            )
+        except ActivityError as err:
+            raise _Stalled([batch], _cause(err)) from None
+        if outcome is None or not (outcome.failed or outcome.resent):
+            return
+        if not workflow.patched(FAULTS_AS_FACTS):
+            return
+        for failed in outcome.failed:
+            await self._apply_nested(MailFailed(mail=failed))
+        if outcome.resent:
+            await self._apply_nested(MailsResent(keys=outcome.resent))
 
     async def _handle(self, event: Event) -> Transition:
         """An update's transition: refused if the state (by now) does not allow it."""
@@ -193,7 +287,7 @@ class TandemWorkflow:
             try:
                 transition = await self._apply(event)
             except Refused as err:
-                raise refuse(err.message) from None
+                raise refuse(err) from None
         self._changed = True
         return transition
 
@@ -203,10 +297,13 @@ class TandemWorkflow:
         try:
             decide(self._state, self._rules, workflow.now(), event)
         except Refused as err:
-            raise refuse(err.message) from None
+            raise refuse(err) from None
 
     def _result(self, transition: Transition) -> OperatorResult:
-        return OperatorResult(status=self._state.status, message=transition.message)
+        message = transition.message
+        if self._state.attention is not None:
+            message = f"needs attention ({self._state.attention}); fix it, then `tandem retry`"
+        return OperatorResult(status=self._state.status, message=message)
 
     # -- answers and operator updates -------------------------------------------------------
 
@@ -269,6 +366,37 @@ class TandemWorkflow:
     def _validate_cadence(self, request: CadenceRequest) -> None:
         self._validate(ChangeCadence(days=request.days))
 
+    @workflow.update
+    async def retry(self) -> OperatorResult:
+        """``tandem retry``: carry out what an activity's final error left undone, and send the
+        refused mails again (to the addresses now on file)."""
+        self._updates += 1
+        async with self._lock:
+            pending = self._pending
+            try:
+                transition = self._decide(RetryRequested())
+            except Refused as err:
+                raise refuse(err) from None
+            work = [*pending]
+            if transition.effects and transition.tandem is not None:
+                work.append(EffectBatch(tandem=transition.tandem, effects=transition.effects))
+            for i, chunk in enumerate(work):
+                try:
+                    await self._carry_out(chunk.effects, chunk.tandem)
+                except _Stalled as stalled:
+                    stalled.chunks.extend(work[i + 1 :])
+                    await self._stall(stalled)
+                    break
+        self._changed = True
+        result = self._result(transition)
+        if result.message == "retried" and self._state.failed_mails:
+            result.message = f"retried; {len(self._state.failed_mails)} mail(s) still refused"
+        return result
+
+    @retry.validator
+    def _validate_retry(self) -> None:
+        self._validate(RetryRequested())
+
     # -- query and signal -------------------------------------------------------------------
 
     @workflow.query
@@ -291,7 +419,15 @@ class TandemWorkflow:
     def _details(self) -> str:
         """What the UI shows on the workflow page: status at a glance, ids only."""
         s = self._state
-        lines = [
+        lines = []
+        if s.attention is not None:
+            lines.append(
+                f"**NEEDS ATTENTION** ({s.attention}): fix the cause, then"
+                f" `tandem retry {s.mentee_id}`"
+            )
+        if s.failed_mails:
+            lines.append(f"mails refused by the relay: {len(s.failed_mails)}")
+        lines += [
             f"**{s.status.value}**{' · **AT RISK**' if s.at_risk else ''}"
             f" · phase `{s.phase}` · programme `{s.program}`",
             f"mentor: `{s.mentor_id or '-'}` · rematches: {s.rematches}"

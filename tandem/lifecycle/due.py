@@ -62,7 +62,9 @@ def phase_end(state: TandemState, rules: Rules) -> datetime | None:
 
 def due_items(state: TandemState, rules: Rules) -> list[Due]:
     """Everything that will fire by itself in the current status, earliest first."""
-    s, items = state, []
+    s, items = state, list[Due]()
+    if s.attention is not None:  # waits for the office's fix (``tandem retry``)
+        return items
     if s.status in (TandemStatus.MATCHING, TandemStatus.WAITING_FOR_MENTOR):
         if s.next_match_at is not None:
             items.append(Due(s.next_match_at, DueKind.MATCH))

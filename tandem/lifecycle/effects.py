@@ -39,6 +39,8 @@ class Template(StrEnum):
     HELP_COORDINATOR = "help_coordinator"
     ENDED_COORDINATOR = "ended_coordinator"
     PHASE_CHECK_UNANSWERED_COORDINATOR = "phase_check_unanswered_coordinator"
+    MAIL_FAILED_COORDINATOR = "mail_failed_coordinator"
+    NEEDS_ATTENTION_COORDINATOR = "needs_attention_coordinator"
 
     @property
     def to_office(self) -> bool:
@@ -86,6 +88,13 @@ class RevokeTokens(BaseModel):
     request_ids: list[str] = Field(default_factory=list)
 
 
+class ResendMails(BaseModel):
+    """Send again the tandem's mails that the relay refused, to the addresses now on file."""
+
+    type: Literal["resend_mails"] = "resend_mails"
+    keys: list[str]
+
+
 class RecordEvent(BaseModel):
     """The transition's rows of the event log (one per kind) and the projection after it."""
 
@@ -100,7 +109,7 @@ class RecordEvent(BaseModel):
 
 
 Effect = Annotated[
-    SendMail | FindMentor | ReleaseSeat | RevokeTokens | RecordEvent,
+    SendMail | FindMentor | ReleaseSeat | RevokeTokens | ResendMails | RecordEvent,
     Field(discriminator="type"),
 ]
 
@@ -190,5 +199,7 @@ class EffectBatch(BaseModel):
         mails = [
             f"{e.template.value}→{e.to.value}" for e in self.effects if isinstance(e, SendMail)
         ]
-        other = [e.type for e in self.effects if isinstance(e, ReleaseSeat | RevokeTokens)]
+        other = [
+            e.type for e in self.effects if isinstance(e, ReleaseSeat | RevokeTokens | ResendMails)
+        ]
         return " · ".join([", ".join(kinds), *mails, *other])[:300]

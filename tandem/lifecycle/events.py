@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 
 from tandem.answers import Answer
 from tandem.lifecycle.rules import Rules
+from tandem.messages import FailedMail
 from tandem.models import TandemState
 
 
@@ -69,6 +70,28 @@ class ChangeCadence(BaseModel):
     days: float
 
 
+class MailFailed(BaseModel):
+    """The relay refused one of the tandem's mails for good (SMTP 5xx)."""
+
+    mail: FailedMail
+
+
+class MailsResent(BaseModel):
+    """Mails that had failed were sent after all (a corrected address)."""
+
+    keys: list[str]
+
+
+class EffectsFailed(BaseModel):
+    """An activity failed for good: the tandem waits for the office instead of failing."""
+
+    cause: str
+
+
+class RetryRequested(BaseModel):
+    """``tandem retry``: carry out again what failed, once its cause is fixed."""
+
+
 Event = (
     Enrolled
     | Tick
@@ -81,4 +104,8 @@ Event = (
     | EndTandem
     | Rematch
     | ChangeCadence
+    | MailFailed
+    | MailsResent
+    | EffectsFailed
+    | RetryRequested
 )

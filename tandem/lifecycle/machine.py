@@ -24,6 +24,7 @@ from tandem.lifecycle.effects import (
     FindMentor,
     RecordEvent,
     ReleaseSeat,
+    ResendMails,
     RevokeTokens,
     SendMail,
     TandemRef,
@@ -33,18 +34,22 @@ from tandem.lifecycle.events import (
     AdvancePhase,
     AnswerGiven,
     ChangeCadence,
+    EffectsFailed,
     EndTandem,
     Enrolled,
     Event,
+    MailFailed,
+    MailsResent,
     MatchFound,
     MentorsChanged,
     PauseTandem,
     Rematch,
     ResumeTandem,
+    RetryRequested,
     Tick,
 )
 from tandem.lifecycle.rules import Rules
-from tandem.messages import MatchRequest
+from tandem.messages import FailedMail, MatchRequest
 from tandem.models import (
     FINAL_STATUSES,
     DecisionState,
@@ -54,13 +59,21 @@ from tandem.models import (
     TandemStatus,
 )
 
-__all__ = ["Refused", "Transition", "decide"]
+__all__ = ["NeedsAttention", "Refused", "Transition", "decide"]
 
 #: "Later" without a number: the check-in comes again after this (at most one period).
 DEFAULT_SNOOZE = timedelta(weeks=2)
 #: "Later" to the phase check without a number: asked again after this.
 DEFAULT_PHASE_SNOOZE = timedelta(weeks=4)
 KEEP_ANSWER_IDS = 200
+#: Refused mails a tandem remembers for ``tandem retry`` at most.
+KEEP_FAILED_MAILS = 50
+#: What a tandem that needs attention still takes: the fix, the end, and facts about effects.
+_WHILE_STALLED = (RetryRequested, EndTandem, MatchFound, MailFailed, MailsResent, EffectsFailed)
+
+
+class NeedsAttention(Refused):
+    """Refused for now: an activity failed for good and the office has to fix its cause."""
 
 
 @dataclass
@@ -79,6 +92,9 @@ def decide(state: TandemState, rules: Rules, now: datetime, event: Event) -> Tra
     """The next state and its effects. Raises ``Refused`` for what the state does not allow."""
     if isinstance(event, AnswerGiven) and event.answer.answer_id in state.answer_ids:
         return Transition(state, duplicate=True, message="already taken")
+    if isinstance(event, MailFailed | MailsResent | EffectsFailed):
+        # Facts about effects already carried out: recorded in any status, even a final one.
+        return _step(state, rules, now, event)
     if state.status in FINAL_STATUSES:
         if isinstance(event, MatchFound) and event.mentor_id is not None:
             # A seat taken for a tandem that ended meanwhile goes back at once.
@@ -87,6 +103,17 @@ def decide(state: TandemState, rules: Rules, now: datetime, event: Event) -> Tra
         if isinstance(event, Tick | MentorsChanged | MatchFound | Enrolled):
             return Transition(state)
         raise Refused(f"the tandem is {state.status.value}")
+    if state.attention is not None and not isinstance(event, _WHILE_STALLED):
+        if isinstance(event, Tick | MentorsChanged | Enrolled):
+            return Transition(state)
+        raise NeedsAttention(
+            f"the tandem needs attention ({state.attention}): fix the cause, then run"
+            f" `tandem retry {state.mentee_id}`"
+        )
+    return _step(state, rules, now, event)
+
+
+def _step(state: TandemState, rules: Rules, now: datetime, event: Event) -> Transition:
     step = _Step(state.model_copy(deep=True), rules, now)
     step.handle(event)
     return step.finish()
@@ -222,6 +249,14 @@ class _Step:
                 self.rematch()
             case ChangeCadence():
                 self.change_cadence(event.days)
+            case MailFailed():
+                self.mail_failed(event.mail)
+            case MailsResent():
+                self.mails_resent(event.keys)
+            case EffectsFailed():
+                self.stalled(event.cause)
+            case RetryRequested():
+                self.retry()
 
     # -- time -----------------------------------------------------------------------------
 
@@ -501,12 +536,58 @@ class _Step:
         if status is TandemStatus.ENDED:
             self.mail(Template.ENDED_COORDINATOR, Role.COORDINATOR, facts={"by": by or "office"})
         s.status = status
+        s.attention = None
+        s.attention_since = None
         s.next_nudge_at = None
         s.next_match_at = None
         s.paused_until = None
         s.snoozed_until.clear()
         s.requests.clear()
         self.record(kind)
+
+    # -- faults: what could not be carried out ------------------------------------------
+
+    def mail_failed(self, mail: FailedMail) -> None:
+        """Recorded once per mail; the office is told who (role and id) and the code."""
+        s = self.s
+        if mail.idempotency_key in s.failed_mails:
+            return
+        s.failed_mails = [*s.failed_mails, mail.idempotency_key][-KEEP_FAILED_MAILS:]
+        self.record("mail_failed")
+        if mail.to is not Role.COORDINATOR:  # the office's own address: nobody else to tell
+            facts = {
+                "role": mail.to.value,
+                "person_id": mail.person_id or "",
+                "template": mail.template,
+                "code": mail.failure,
+            }
+            self.mail(Template.MAIL_FAILED_COORDINATOR, Role.COORDINATOR, facts=facts)
+
+    def mails_resent(self, keys: list[str]) -> None:
+        s = self.s
+        if not any(k in s.failed_mails for k in keys):
+            return
+        s.failed_mails = [k for k in s.failed_mails if k not in keys]
+        self.record("mail_resent")
+
+    def stalled(self, cause: str) -> None:
+        s = self.s
+        s.attention = cause
+        s.attention_since = self.now
+        self.record("needs_attention")
+        self.mail(Template.NEEDS_ATTENTION_COORDINATOR, Role.COORDINATOR, facts={"cause": cause})
+        self.message = f"needs attention ({cause})"
+
+    def retry(self) -> None:
+        s = self.s
+        if s.attention is None and not s.failed_mails:
+            raise Refused("nothing to retry: the tandem needs no attention and no mail failed")
+        s.attention = None
+        s.attention_since = None
+        self.record("retried")
+        if s.failed_mails:
+            self.effects.append(ResendMails(keys=list(s.failed_mails)))
+        self.message = "retried"
 
     # -- operator commands ----------------------------------------------------------------
 

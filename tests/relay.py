@@ -1,0 +1,108 @@
+"""A real SMTP relay on loopback that refuses, defers or drops what a test tells it to.
+
+It answers the way Postfix and Exchange do, with the recipient's address in the text
+("550 5.1.1 <anna@example.org>: Recipient address rejected"), so a test can prove that
+nothing of that text leaves Tandem. What it accepts it stores like the dev sink.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import mailbox
+from collections import Counter
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from pathlib import Path
+
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from starter.mailsink import read_all, store_mail
+
+
+@dataclass
+class RelayRules:
+    #: address -> the full reply to its RCPT TO (for good, e.g. ``550 5.1.1 <a@b>: ...``)
+    refuse_rcpt: dict[str, str] = field(default_factory=dict)
+    #: address -> (how many times, reply): the first N RCPT TOs get the reply, then 250
+    defer_rcpt: dict[str, tuple[int, str]] = field(default_factory=dict)
+    #: address -> the reply to DATA of a mail to it (content refused)
+    refuse_data: dict[str, str] = field(default_factory=dict)
+    #: the reply to every MAIL FROM (the relay refuses us), if set
+    refuse_sender: str | None = None
+
+
+class FaultyRelay:
+    def __init__(self, maildir: Path, rules: RelayRules | None = None) -> None:
+        self.maildir = maildir
+        self.rules = rules or RelayRules()
+        self.rcpt_attempts: Counter[str] = Counter()
+        self._server: asyncio.Server | None = None
+        self.port = 0
+
+    async def start(self) -> None:
+        self.maildir.parent.mkdir(parents=True, exist_ok=True)
+        mailbox.Maildir(self.maildir, create=True)
+        loop = asyncio.get_running_loop()
+        handler = _Handler(self)
+        self._server = await loop.create_server(
+            lambda: SMTP(handler, hostname="faulty-relay", decode_data=False, loop=loop),
+            "127.0.0.1",
+            self.port,
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+
+    async def __aenter__(self) -> FaultyRelay:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    def messages(self) -> list[EmailMessage]:
+        return [msg for _, msg in read_all(self.maildir)]
+
+    def to(self, address: str) -> list[EmailMessage]:
+        return [m for m in self.messages() if str(m["To"]) == address]
+
+
+class _Handler:
+    def __init__(self, relay: FaultyRelay) -> None:
+        self.relay = relay
+
+    async def handle_MAIL(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        if self.relay.rules.refuse_sender:
+            return self.relay.rules.refuse_sender
+        envelope.mail_from = address
+        return "250 OK"
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        rules, relay = self.relay.rules, self.relay
+        relay.rcpt_attempts[address] += 1
+        if address in rules.refuse_rcpt:
+            return rules.refuse_rcpt[address]
+        if address in rules.defer_rcpt:
+            times, reply = rules.defer_rcpt[address]
+            if relay.rcpt_attempts[address] <= times:
+                return reply
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        for address in envelope.rcpt_tos:
+            if address in self.relay.rules.refuse_data:
+                return self.relay.rules.refuse_data[address]
+        raw = envelope.original_content or envelope.content or b""
+        if isinstance(raw, str):
+            raw = raw.encode("utf-8")
+        await asyncio.to_thread(store_mail, self.relay.maildir, raw)
+        return "250 Message accepted for delivery"
