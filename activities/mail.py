@@ -12,6 +12,9 @@ and the receipt, which lands in workflow history, holds the Message-ID without t
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC
 from email.message import EmailMessage
@@ -39,6 +42,9 @@ from tandem.programs import Program, ProgramError
 from tandem.settings import Settings
 
 log = structlog.get_logger(__name__)
+
+#: Seconds to keep trying to mark a mail the relay accepted (within the activity's 60 s).
+MARK_SENT_PATIENCE = 40.0
 
 
 class Sender(Protocol):
@@ -121,16 +127,44 @@ class Outbox:
         """Send one stored row exactly once: the row is locked while it is sent and marked, so
         an overlapping attempt (a retry, a second worker, ``tandem doctor``) waits and then
         finds it sent. Until it is sent, the address is the one on file now."""
+        accepted: list[str] = []  # the Message-ID, once the relay said 250
         try:
-            return await self._deliver_locked(conn, key)
+            return await self._deliver_locked(conn, key, accepted)
         except Exception:
+            if accepted:
+                # The relay has the mail but the mark was lost (the database went away
+                # between the two): mark it on a fresh connection, or a retry sends it again.
+                await self._mark_sent_after_all(key)
+                return MailReceipt(message_id=accepted[0], newly_sent=True)
             # Counted after the rollback: the attempt was made, whatever became of it.
-            await conn.execute(
-                "UPDATE outbox SET attempts = attempts + 1 WHERE idempotency_key = $1", key
-            )
+            with contextlib.suppress(Exception):
+                await self._pool.execute(
+                    "UPDATE outbox SET attempts = attempts + 1 WHERE idempotency_key = $1", key
+                )
             raise
 
-    async def _deliver_locked(self, conn: Conn, key: str) -> MailReceipt:
+    async def _mark_sent_after_all(self, key: str) -> None:
+        """Retried with back-off for most of the activity's time (a database restart takes
+        seconds); only if the database stays away longer can the mail be sent twice, and then
+        with the same Message-ID."""
+        deadline = time.monotonic() + MARK_SENT_PATIENCE
+        delay = 0.2
+        while True:
+            try:
+                await self._pool.execute(
+                    "UPDATE outbox SET sent_at = now(), failed_at = NULL, failure = NULL,"
+                    " attempts = attempts + 1 WHERE idempotency_key = $1 AND sent_at IS NULL",
+                    key,
+                )
+                log.info("mail_marked_after_reconnect", key=key)
+                return
+            except Exception:
+                if time.monotonic() + delay > deadline:
+                    raise
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 3.0)
+
+    async def _deliver_locked(self, conn: Conn, key: str, accepted: list[str]) -> MailReceipt:
         async with conn.transaction():
             row = await conn.fetchrow(
                 "SELECT * FROM outbox WHERE idempotency_key = $1 FOR UPDATE", key
@@ -153,6 +187,7 @@ class Outbox:
                 )
             try:
                 await self._sender.send(self._message(row, address))
+                accepted.append(bare)
             except MailRefused as refusal:
                 await conn.execute(
                     "UPDATE outbox SET failed_at = now(), failure = $2, attempts = attempts + 1"

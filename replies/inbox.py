@@ -31,8 +31,10 @@ class RetryPolicy:
     max_delay: float = 900.0
     #: After this, an answer nobody took is given up (verdict ``refused``/``gave_up``).
     give_up_after: timedelta = timedelta(days=7)
-    #: How long one attempt may hold a mail before another process may take it.
-    lease: float = 300.0
+    #: How long one attempt holds a mail before another process may take it; renewed every
+    #: third of it while the attempt runs, so a gateway killed mid-decision delays a reply
+    #: by about this much, not more.
+    lease: float = 45.0
     #: How often the loop looks for due mail when nobody wakes it.
     poll: float = 30.0
 
@@ -164,6 +166,7 @@ class Inbox:
             null_sender=row["null_sender"],
         )
         attempts: int = row["attempts"]
+        renewing = asyncio.create_task(self._keep_leased(mail.id))
         try:
             verdict = await self._pipeline.process(mail)
         except asyncio.CancelledError:
@@ -175,7 +178,21 @@ class Inbox:
                 return
             verdict = Verdict(VerdictKind.REFUSED, "gave_up", _raw_hash(mail.raw))
             log.warning("reply_given_up", inbound_id=mail.id, attempts=attempts, last=reason)
+        finally:
+            renewing.cancel()
         await self._decided(mail, verdict, attempts)
+
+    async def _keep_leased(self, inbound_id: int) -> None:
+        """While an attempt runs (the workflow may take a while), its lease is extended."""
+        while True:
+            await asyncio.sleep(self.policy.lease / 3)
+            with contextlib.suppress(Exception):  # the database away: the lease just runs out
+                await self._pool.execute(
+                    "UPDATE inbound_mail SET leased_until = now() + make_interval(secs => $2)"
+                    " WHERE id = $1 AND leased_until IS NOT NULL",
+                    inbound_id,
+                    self.policy.lease,
+                )
 
     async def _retry_later(self, inbound_id: int, attempts: int, reason: str) -> None:
         delay = self.policy.delay(attempts)

@@ -30,7 +30,7 @@ import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Protocol, cast
+from typing import Annotated, Any, Protocol
 
 import asyncpg
 import structlog
@@ -55,7 +55,7 @@ from workflows.ids import mentee_id_of
 from workflows.tandem import TandemWorkflow
 
 #: The status a tandem gets when one of its activities failed for good (``tandem retry``).
-NEEDS_ATTENTION = "needs_attention"
+NEEDS_ATTENTION = sa.NEEDS_ATTENTION
 #: Describes in flight at once.
 CONCURRENCY = 32
 #: An inbox row tried this often is made due now (and counted), so it is decided or given up.
@@ -728,10 +728,9 @@ def outbox_resender(pool: asyncpg.Pool, settings: Settings) -> Resender:
     """The worker's own outbox and SMTP sender: a mail sent here is sent as the worker would."""
     from activities.mail import Outbox
     from activities.smtp import SmtpSender
-    from tandem.programs import load_programs
+    from tandem.programs import ProgramCatalog
 
-    outbox = Outbox(pool, settings, SmtpSender(settings), load_programs(settings.programs_dir))
-    return cast(Resender, outbox)
+    return Outbox(pool, settings, SmtpSender(settings), ProgramCatalog(settings.programs_dir))
 
 
 # -- output ---------------------------------------------------------------------------------

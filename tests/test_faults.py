@@ -494,3 +494,44 @@ async def test_a_stored_mail_resent_by_the_doctor_goes_to_the_address_now_on_fil
         assert await outbox.resend(key) is True
         assert await outbox.resend(key) is False
     assert len(relay.to(new_address)) == 1 and relay.to(the_mentee.email) == []
+
+
+async def test_a_database_lost_between_the_relays_250_and_the_mark_sends_nothing_twice(
+    db: asyncpg.Pool, tmp_path: Path
+) -> None:
+    """The chaos run's duplicate: PostgreSQL restarted just after the relay took a mail, the
+    mark was rolled back and the retry sent it again."""
+    async with FaultyRelay(tmp_path / "mail") as relay:
+        settings = relay_settings(tmp_path, relay)
+        the_mentee, the_mentor = mentee(uid("S")), mentor(uid("M"))
+        await put_people(db, [the_mentor], [the_mentee])
+
+        class ThenTheDatabaseGoes(SmtpSender):
+            async def send(self, message: EmailMessage) -> None:
+                await super().send(message)
+                # Every other session of this database is cut, as a restart would.
+                await db.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+
+        outbox = Outbox(
+            db, settings, ThenTheDatabaseGoes(settings), ProgramCatalog(settings.programs_dir)
+        )
+        request = MailRequest(
+            idempotency_key=f"{the_mentee.id}/e1/1/introduction_mentee/mentee",
+            template="introduction_mentee",
+            to=Role.MENTEE,
+            mentee_id=the_mentee.id,
+            mentor_id=the_mentor.id,
+            program="stipendium-hausarzt",
+            phase="study",
+        )
+        with contextlib.suppress(Exception):
+            await outbox.send(request)  # the first attempt, however it ends
+        for _ in range(12):  # the activity's retries, until one completes
+            with contextlib.suppress(asyncpg.InterfaceError, asyncpg.PostgresConnectionError):
+                retry = await outbox.send(request)
+                break
+    assert retry.newly_sent is False
+    assert len(relay.to(the_mentee.email)) == 1

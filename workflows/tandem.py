@@ -9,8 +9,7 @@ continues as new at each phase change and whenever the run grows long.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -121,6 +120,8 @@ class TandemWorkflow:
         #: What an activity's final error left undone, until ``retry`` (kept out of history:
         #: a run does not continue as new while there is any).
         self._pending: list[EffectBatch] = []
+        #: The latest deadline whose timer fired (see ``_sleep``).
+        self._reached: datetime | None = None
 
     # -- the run method owns time ---------------------------------------------------------
 
@@ -140,6 +141,11 @@ class TandemWorkflow:
             workflow.continue_as_new(TandemInput(rules=self._rules, state=self._state))
         return self._state
 
+    def _now(self) -> datetime:
+        """The workflow's clock, never before a deadline whose timer has fired."""
+        now = workflow.now()
+        return max(now, self._reached) if self._reached is not None else now
+
     def _time_to_continue(self) -> bool:
         info = workflow.info()
         if self._pending:
@@ -155,7 +161,7 @@ class TandemWorkflow:
         async with self._lock:
             for _ in range(MAX_FIRINGS):
                 deadline = next_deadline(self._state, self._rules)
-                if deadline is None or deadline > workflow.now():
+                if deadline is None or deadline > self._now():
                     return
                 await self._apply(Tick())
 
@@ -169,9 +175,14 @@ class TandemWorkflow:
 
         if deadline is None:
             await workflow.wait_condition(woken)
-        elif (timeout := deadline - workflow.now()) > timedelta(0):
-            with contextlib.suppress(asyncio.TimeoutError):
+        elif (timeout := deadline - self._now()) > timedelta(0):
+            try:
                 await workflow.wait_condition(woken, timeout=timeout, timeout_summary="next due")
+            except TimeoutError:
+                # The timer fired: the deadline is reached, whatever the clock of this task
+                # says. What fires next then depends on history only, never on a clock
+                # reading that could differ between the first run and a replay.
+                self._reached = max(self._reached or deadline, deadline)
         if self._mentors_changed:
             self._mentors_changed = False
             await self._transition(MentorsChanged())
@@ -194,7 +205,7 @@ class TandemWorkflow:
 
     def _decide(self, event: Event) -> Transition:
         before = self._state.status
-        transition = decide(self._state, self._rules, workflow.now(), event)
+        transition = decide(self._state, self._rules, self._now(), event)
         if before in FINAL_STATUSES:
             assert transition.state.status is before, "a final status is never left"
         self._state = transition.state
@@ -295,7 +306,7 @@ class TandemWorkflow:
         """Validators refuse at once what the current state does not allow (nothing recorded);
         the handler asks again under the lock, as the state may change while it waits."""
         try:
-            decide(self._state, self._rules, workflow.now(), event)
+            decide(self._state, self._rules, self._now(), event)
         except Refused as err:
             raise refuse(err) from None
 
