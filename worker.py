@@ -13,6 +13,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from activities.db import create_pool
 from activities.effects import EffectActivities
+from activities.heartbeat import HeartbeatWhileRunning
 from activities.mail import Outbox, Sender
 from activities.matching import MatchingActivities
 from activities.scrub import ScrubFailures
@@ -52,7 +53,7 @@ def build_worker(
         # On shutdown (a deploy, Ctrl-C) the running transition's effects finish first.
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
         # No name, address or mail text in any failure or log line of an activity.
-        interceptors=[ScrubFailures()],
+        interceptors=[ScrubFailures(), HeartbeatWhileRunning()],
         activities=[
             matching.find_mentor,
             effects.carry_out,

@@ -55,6 +55,10 @@ __all__ = [
 ]
 
 
+#: An update is tried on this many runs at most (a run may continue as new meanwhile).
+UPDATE_TRIES_ACROSS_RUNS = 3
+
+
 class TandemRefused(Exception):
     """The workflow's rules said no; ``message`` says why (ids and status only)."""
 
@@ -250,8 +254,27 @@ class TandemClient:
         self, mentee_id: str, update: Any, arg: Any = None, *, update_id: str | None = None
     ) -> Any:
         args = [] if arg is None else [arg]
-        with _mapped_errors(mentee_id):
-            return await self.handle(mentee_id).execute_update(update, args=args, id=update_id)
+        for _ in range(UPDATE_TRIES_ACROSS_RUNS):
+            try:
+                with _mapped_errors(mentee_id):
+                    return await self.handle(mentee_id).execute_update(
+                        update, args=args, id=update_id
+                    )
+            except TandemNotFound:
+                # An update that meets a run just continuing as new is told "not found";
+                # the tandem's next run takes it (the update id makes the retry harmless).
+                if not await self._runs(mentee_id):
+                    raise
+        raise TandemNotFound(mentee_id)
+
+    async def _runs(self, mentee_id: str) -> bool:
+        try:
+            desc = await self.handle(mentee_id).describe()
+        except RPCError as err:
+            if err.status is RPCStatusCode.NOT_FOUND:
+                return False
+            raise
+        return desc.status is WorkflowExecutionStatus.RUNNING
 
     # -- looking -------------------------------------------------------------------------
 

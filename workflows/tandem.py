@@ -63,6 +63,8 @@ with workflow.unsafe.imports_passed_through():
 __all__ = ["TandemWorkflow", "workflow_id"]
 
 ACTIVITY_TIMEOUT = timedelta(seconds=60)
+#: A worker that died mid-activity is noticed this soon (activities beat every 2 s).
+HEARTBEAT_TIMEOUT = timedelta(seconds=10)
 RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interval=timedelta(minutes=5))
 #: A transient fault (relay or database down) is retried this long; then the tandem waits
 #: for the office ("needs attention") instead of retrying for ever or failing.
@@ -249,6 +251,7 @@ class TandemWorkflow:
                         MatchingActivities.find_mentor,
                         effect.request,
                         start_to_close_timeout=ACTIVITY_TIMEOUT,
+                        heartbeat_timeout=HEARTBEAT_TIMEOUT,
                         schedule_to_close_timeout=GIVE_UP_AFTER,
                         retry_policy=RETRY,
                         summary="find a mentor",
@@ -276,6 +279,7 @@ class TandemWorkflow:
                 EffectActivities.carry_out,
                 batch,
                 start_to_close_timeout=ACTIVITY_TIMEOUT,
+                heartbeat_timeout=HEARTBEAT_TIMEOUT,
                 schedule_to_close_timeout=GIVE_UP_AFTER,
                 retry_policy=RETRY,
                 summary=batch.summary(),
