@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC
 from email.message import EmailMessage
 from email.utils import format_datetime
@@ -45,6 +45,23 @@ log = structlog.get_logger(__name__)
 
 #: Seconds to keep trying to mark a mail the relay accepted (within the activity's 60 s).
 MARK_SENT_PATIENCE = 40.0
+
+
+@contextlib.asynccontextmanager
+async def _mail_lock(conn: Conn, key: str) -> AsyncIterator[None]:
+    """One attempt at a time per mail, across workers: a session lock, so each statement
+    commits on its own. The mark "sent" is then one statement that commits the moment it
+    reaches the server, even if this worker dies right after (a transaction's would be
+    rolled back). A worker that dies holding the lock loses it with its connection."""
+    await conn.execute("SELECT pg_advisory_lock(hashtextextended($1, 7143))", key)
+    try:
+        yield
+    finally:
+        try:
+            await conn.execute("SELECT pg_advisory_unlock(hashtextextended($1, 7143))", key)
+        except BaseException:
+            conn.terminate()  # never back to the pool holding the lock: it goes with it
+            raise
 
 
 class Sender(Protocol):
@@ -165,10 +182,8 @@ class Outbox:
                 delay = min(delay * 2, 3.0)
 
     async def _deliver_locked(self, conn: Conn, key: str, accepted: list[str]) -> MailReceipt:
-        async with conn.transaction():
-            row = await conn.fetchrow(
-                "SELECT * FROM outbox WHERE idempotency_key = $1 FOR UPDATE", key
-            )
+        async with _mail_lock(conn, key):
+            row = await conn.fetchrow("SELECT * FROM outbox WHERE idempotency_key = $1", key)
             if row is None:
                 raise ApplicationError("no such outbox row", non_retryable=True, type="UnknownMail")
             bare = bare_message_id(row["message_id"])

@@ -477,7 +477,9 @@ class Pipeline:
         ids["intent"] = reading.intent.value
         try:
             result = await self.answerer.answer(record.mentee_id, answer)
-        except AnswerRefused:
+        except AnswerRefused as err:
+            # The workflow's reason names ids and status only (never what was written).
+            log.info("answer_refused", mentee_id=record.mentee_id, why=str(err)[:120])
             await self.notifier.help(person, ctx, kind, None)
             return Verdict(VerdictKind.REFUSED, "workflow_refused", mid_hash, **ids)
         except TandemGone:

@@ -71,6 +71,10 @@ RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interval=time
 GIVE_UP_AFTER = timedelta(days=2)
 #: Patch id: refused mails and final activity errors are facts, not failures (issue 9).
 FAULTS_AS_FACTS = "faults-as-facts"
+#: Patch id: what is due fires after its timer fired, never on a clock reading (issue 9).
+FIRE_ON_TIMERS_ONLY = "fire-on-timers-only"
+#: The timer an overdue item waits for (after an outage, at the start of a run).
+OVERDUE_TIMER = timedelta(milliseconds=1)
 #: A run continues as new past this many history events (or updates), long before the limits.
 HISTORY_BUDGET = 2_000
 UPDATE_BUDGET = 1_000
@@ -124,11 +128,13 @@ class TandemWorkflow:
         self._pending: list[EffectBatch] = []
         #: The latest deadline whose timer fired (see ``_sleep``).
         self._reached: datetime | None = None
+        self._on_timers_only = False
 
     # -- the run method owns time ---------------------------------------------------------
 
     @workflow.run
     async def run(self, input: TandemInput) -> TandemState:
+        self._on_timers_only = workflow.patched(FIRE_ON_TIMERS_ONLY)
         if self._state.enrolled_at is None:
             await self._transition(Enrolled())
         else:
@@ -163,9 +169,17 @@ class TandemWorkflow:
         async with self._lock:
             for _ in range(MAX_FIRINGS):
                 deadline = next_deadline(self._state, self._rules)
-                if deadline is None or deadline > self._now():
+                if deadline is None or not self._due(deadline):
                     return
                 await self._apply(Tick())
+
+    def _due(self, deadline: datetime) -> bool:
+        """Due once its timer fired. Never by reading the clock: a task's clock can read
+        differently on a replay (a task retried after its worker died), and a different
+        answer to "is it due?" is a different history."""
+        if self._on_timers_only:
+            return self._reached is not None and deadline <= self._reached
+        return deadline <= self._now()  # runs that started before this rule
 
     async def _sleep(self) -> None:
         """Until the next deadline, or until a handler or the signal changed something."""
@@ -175,9 +189,12 @@ class TandemWorkflow:
         def woken() -> bool:
             return self._changed or self._mentors_changed
 
-        if deadline is None:
+        timeout = None if deadline is None else deadline - self._now()
+        if self._on_timers_only and timeout is not None:
+            timeout = max(timeout, OVERDUE_TIMER)  # overdue: fire after a timer all the same
+        if deadline is None or timeout is None:
             await workflow.wait_condition(woken)
-        elif (timeout := deadline - self._now()) > timedelta(0):
+        elif timeout > timedelta(0):
             try:
                 await workflow.wait_condition(woken, timeout=timeout, timeout_summary="next due")
             except TimeoutError:
