@@ -1199,6 +1199,19 @@ class Chaos:
         if not await wait_for(done, budget, 1.0):
             self.problems.append(f"not settled within {budget:.0f} s after the faults")
 
+    @staticmethod
+    def _came_late(
+        r: Reply,
+        vs: list[asyncpg.Record],
+        closed_at: dict[str, float],
+        overtaken: Callable[[Reply, asyncpg.Record], bool],
+    ) -> bool:
+        if r.refused:  # refused at RCPT: its token was revoked when the tandem closed
+            return closed_at.get(r.mentee_id, math.inf) <= r.due
+        if r.delivered_at is not None and closed_at.get(r.mentee_id, math.inf) <= r.delivered_at:
+            return True
+        return bool(vs) and all(v["verdict"] == "refused" and overtaken(r, v) for v in vs)
+
     async def check(self, client: Client) -> Report:
         rows: list[Row] = []
         people, pool = self.people, self.pool
@@ -1271,13 +1284,40 @@ class Chaos:
             self.problems.append(f"unknown mails: {[m.message_id for m in unknown[:5]]}")
         # replies
         verdicts = await pool.fetch(
-            "SELECT message_id_hash, verdict, reason, mentee_id, request_id, intent"
+            "SELECT message_id_hash, verdict, reason, mentee_id, request_id, intent, decided_at"
             " FROM reply_verdicts"
         )
         by_hash: dict[str, list[asyncpg.Record]] = defaultdict(list)
         for v in verdicts:
             by_hash[v["message_id_hash"]].append(v)
         inbox_left = await pool.fetchval("SELECT count(*) FROM inbound_mail")
+        # When each tandem closed (completed or ended), in this run's seconds: a reply that
+        # reached the gateway after its tandem had closed is rightly refused (the programme
+        # here is minutes long, so a reply delayed by a fault can outlive the tandem).
+        wall0 = datetime.now(UTC) - timedelta(seconds=self.clock.now())
+        closed_at: dict[str, float] = {}
+        for e in events:
+            if e["kind"] == "completed" or e["kind"].startswith(("ended_", "stopped_")):
+                at = (e["at"] - wall0).total_seconds()
+                closed_at[e["mentee_id"]] = min(closed_at.get(e["mentee_id"], at), at)
+        nudged: dict[str, list[datetime]] = defaultdict(list)
+        for e in events:
+            if e["kind"] == "nudged":
+                nudged[e["mentee_id"]].append(e["at"])
+
+        def overtaken(r: Reply, v: asyncpg.Record) -> bool:
+            """Refused by the rules because it came late: its tandem had closed, or two newer
+            check-ins had replaced its check-in, before the gateway could hand it over."""
+            decided = (v["decided_at"] - wall0).total_seconds()
+            if closed_at.get(r.mentee_id, math.inf) <= decided:
+                return True
+            kind, _, number = r.request_id.partition(":")
+            if kind != "nudge" or not number.isdigit():
+                return False
+            newer = sum(1 for at in nudged[r.mentee_id] if at <= v["decided_at"])
+            return newer >= int(number) + 2
+
+        late = 0
         taken = not_applied = answered_twice = redelivered = 0
         refused: Counter[str] = Counter()
         taken_by: Counter[tuple[str, str]] = Counter()
@@ -1298,6 +1338,8 @@ class Chaos:
                 # taken already; the event log below says whether it was applied once.
                 taken += 1
                 taken_by[(r.mentee_id, r.request_id.partition(":")[0])] += 1
+            elif self._came_late(r, vs, closed_at, overtaken):
+                late += 1  # refused by the rules (or its token revoked): it came too late
             else:
                 not_applied += 1
                 why = r.refused or [(v["verdict"], v["reason"]) for v in vs] or "no verdict yet"
@@ -1321,6 +1363,7 @@ class Chaos:
                 sum(1 for r in people.replies if r.attempts > 1),
             ),
             Row("replies taken (verdict accepted)", taken),
+            Row("replies refused as late (tandem closed, or 2 newer check-ins)", late),
             Row("lost: reply without accepted verdict", not_applied, True),
             Row("replies still waiting in the gateway's inbox", int(inbox_left or 0), True),
             Row("duplicated: reply answered twice (verdicts)", answered_twice, True),
