@@ -121,6 +121,8 @@ class TandemState(BaseModel):
     active_since: datetime | None = None
     phase_started_at: datetime | None = None
     nudges_sent: int = 0
+    #: The first check-in of the current pairing (after a rematch, older ones are another's).
+    first_nudge_of_pairing: int = 0
     last_nudge_at: datetime | None = None
     missed_periods: int = 0
     at_risk: bool = False

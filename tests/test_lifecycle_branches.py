@@ -358,7 +358,7 @@ async def test_the_validator_refuses_what_the_state_does_not_allow(
                 await t.answer(MENTOR, Intent.SHADOWING, mail.request_id)  # only the mentee
                 await t.answer(MENTEE, Intent.MET, "nudge:99")  # never asked
             if len(nudge_requests) == 3:
-                await t.answer(MENTEE, Intent.MET, nudge_requests[0])  # closed by now
+                await t.answer(MENTEE, Intent.SNOOZE, nudge_requests[0])  # closed by now
                 for bad in (
                     (TandemWorkflow.advance, AdvanceRequest(phase="retirement")),
                     (TandemWorkflow.advance, AdvanceRequest(phase="study")),

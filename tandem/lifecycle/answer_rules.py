@@ -92,9 +92,20 @@ def check_answer(state: TandemState, rules: Rules, answer: Answer) -> str:
         # A request is open for its current round and its people only. The phase check of
         # the current phase stands: the mentee may say the new phase began before we ask.
         request = state.requests.get(rid)
+        if request is None and _late_contact(state, rid, intent):
+            return rid
         if request is None or request.round != state.rematches or role not in request.who:
             raise Refused("this request is closed")
     return rid
+
+
+def _late_contact(state: TandemState, rid: str, intent: Intent) -> bool:
+    """A "we met" to a check-in that newer ones have replaced still says they met: taken as
+    contact, if the check-in was of this pairing (not of a mentor before a rematch)."""
+    if intent is not Intent.MET or request_kind(rid) is not RequestKind.NUDGE:
+        return False
+    number = rid.partition(":")[2]
+    return number.isdigit() and state.first_nudge_of_pairing <= int(number) <= state.nudges_sent
 
 
 def _check_intent(

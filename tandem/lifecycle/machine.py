@@ -412,6 +412,7 @@ class _Step:
         s.match_score = None
         s.match_reasons = []
         s.rematches += 1
+        s.first_nudge_of_pairing = s.nudges_sent + 1
         s.decision = DecisionState()
         s.introduced_at = None
         s.active_since = None
