@@ -168,20 +168,37 @@ class TandemClient:
         (and, after a continue-as-new, by the workflow's own list of answer ids).
         ``on_accepted`` runs once the workflow's validator accepted it."""
         update_id = f"answer-{answer.answer_id}"
-        if on_accepted is None:
-            result: AnswerResult = await self._update(
-                mentee_id, TandemWorkflow.answer, answer, update_id=update_id
-            )
-            return result
-        with _mapped_errors(mentee_id):
-            handle = await self.handle(mentee_id).start_update(
-                TandemWorkflow.answer,
-                answer,
-                wait_for_stage=WorkflowUpdateStage.ACCEPTED,
-                id=update_id,
-            )
-            on_accepted()
-            return await handle.result()
+        try:
+            if on_accepted is None:
+                result: AnswerResult = await self._update(
+                    mentee_id, TandemWorkflow.answer, answer, update_id=update_id
+                )
+                return result
+            with _mapped_errors(mentee_id):
+                handle = await self.handle(mentee_id).start_update(
+                    TandemWorkflow.answer,
+                    answer,
+                    wait_for_stage=WorkflowUpdateStage.ACCEPTED,
+                    id=update_id,
+                )
+                on_accepted()
+                return await handle.result()
+        except TandemNotFound:
+            # The run took the answer and then closed (completed, continued as new) before
+            # its result came back: the tandem's state says whether it was taken.
+            taken = await self._taken(mentee_id, answer.answer_id)
+            if taken is None:
+                raise
+            return taken
+
+    async def _taken(self, mentee_id: str, answer_id: str) -> AnswerResult | None:
+        try:
+            state = await self.state(mentee_id)
+        except Exception:  # no such tandem, or nobody to answer the query: not known taken
+            return None
+        if answer_id not in state.answer_ids:
+            return None
+        return AnswerResult(duplicate=True, status=state.status, message="already taken")
 
     async def office_answer(
         self, mentee_id: str, role: Role, intent: Intent, details: AnswerDetails, today: date
