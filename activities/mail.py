@@ -232,7 +232,7 @@ class Outbox:
         )
         return str(current) if current else str(row["to_address"])
 
-    async def _enqueue(self, conn: Conn, request: MailRequest) -> asyncpg.Record:
+    async def _enqueue(self, conn: Conn, request: MailRequest) -> None:
         """Render once and store; a concurrent or later attempt reuses the stored row."""
         try:
             program = self._programs.get(request.program)
@@ -303,11 +303,6 @@ class Outbox:
                     request.request_id or request_id(RequestKind.INFO, request.idempotency_key),
                     program.reply_token_valid_for,
                 )
-        row = await conn.fetchrow(
-            "SELECT * FROM outbox WHERE idempotency_key = $1", request.idempotency_key
-        )
-        assert row is not None
-        return row
 
     def _message(self, row: asyncpg.Record, to_address: str) -> EmailMessage:
         msg = EmailMessage()

@@ -64,6 +64,19 @@ def leaks(text: str, *secrets: str) -> list[str]:
     return [s for s in secrets if s.lower() in text.lower()]
 
 
+def introduction_to_mentee(mentee_id: str, mentor_id: str) -> MailRequest:
+    """The first mail of a tandem, as the workflow asks for it."""
+    return MailRequest(
+        idempotency_key=f"{mentee_id}/e1/1/introduction_mentee/mentee",
+        template="introduction_mentee",
+        to=Role.MENTEE,
+        mentee_id=mentee_id,
+        mentor_id=mentor_id,
+        program="stipendium-hausarzt",
+        phase="study",
+    )
+
+
 def plain_mail(to: str) -> EmailMessage:
     msg = EmailMessage()
     msg["From"] = "tandem@example.org"
@@ -403,15 +416,7 @@ async def test_two_overlapping_attempts_of_one_mail_send_it_once(
 
         catalog = ProgramCatalog(settings.programs_dir)
         outbox = Outbox(db, settings, SlowRelay(settings), catalog)
-        request = MailRequest(
-            idempotency_key=f"{the_mentee.id}/e1/1/introduction_mentee/mentee",
-            template="introduction_mentee",
-            to=Role.MENTEE,
-            mentee_id=the_mentee.id,
-            mentor_id=the_mentor.id,
-            program="stipendium-hausarzt",
-            phase="study",
-        )
+        request = introduction_to_mentee(the_mentee.id, the_mentor.id)
         first = asyncio.create_task(outbox.send(request))
         await asyncio.wait_for(inside.wait(), timeout=10)
         second = await outbox.send(request)
@@ -471,22 +476,14 @@ async def test_a_stored_mail_resent_by_the_doctor_goes_to_the_address_now_on_fil
         the_mentee, the_mentor = mentee(uid("S")), mentor(uid("M"))
         await put_people(db, [the_mentor], [the_mentee])
         outbox = Outbox(db, settings, SmtpSender(settings), ProgramCatalog(settings.programs_dir))
-        key = f"{the_mentee.id}/e1/1/introduction_mentee/mentee"
+        request = introduction_to_mentee(the_mentee.id, the_mentor.id)
+        key = request.idempotency_key
 
         class Down(SmtpSender):
             async def send(self, message: EmailMessage) -> None:
                 raise ApplicationError("down", type="SmtpUnavailable")
 
         down = Outbox(db, settings, Down(settings), ProgramCatalog(settings.programs_dir))
-        request = MailRequest(
-            idempotency_key=key,
-            template="introduction_mentee",
-            to=Role.MENTEE,
-            mentee_id=the_mentee.id,
-            mentor_id=the_mentor.id,
-            program="stipendium-hausarzt",
-            phase="study",
-        )
         with pytest.raises(ApplicationError):
             await down.send(request)  # stored, not sent
         new_address = f"neu.{the_mentee.id.lower()}@studium.example.org"
@@ -518,15 +515,7 @@ async def test_a_database_lost_between_the_relays_250_and_the_mark_sends_nothing
         outbox = Outbox(
             db, settings, ThenTheDatabaseGoes(settings), ProgramCatalog(settings.programs_dir)
         )
-        request = MailRequest(
-            idempotency_key=f"{the_mentee.id}/e1/1/introduction_mentee/mentee",
-            template="introduction_mentee",
-            to=Role.MENTEE,
-            mentee_id=the_mentee.id,
-            mentor_id=the_mentor.id,
-            program="stipendium-hausarzt",
-            phase="study",
-        )
+        request = introduction_to_mentee(the_mentee.id, the_mentor.id)
         with contextlib.suppress(Exception):
             await outbox.send(request)  # the first attempt, however it ends
         for _ in range(12):  # the activity's retries, until one completes
