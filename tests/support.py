@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -104,6 +105,18 @@ async def eventually(
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s; last value: {value!r}")
         await asyncio.sleep(interval)
+
+
+async def mails_to(
+    sink: MailSink, address: str, count: int = 1, *, timeout: float = 30.0
+) -> list[EmailMessage]:
+    """The mails to ``address`` once the sink holds ``count`` of them: a tandem shows its new
+    status before its mails have reached the relay, so a test waits for the mails themselves."""
+
+    async def probe() -> list[EmailMessage]:
+        return [m for m in sink.messages() if m["To"] == address]
+
+    return await eventually(probe, lambda mails: len(mails) >= count, timeout=timeout)
 
 
 @contextlib.asynccontextmanager

@@ -26,7 +26,15 @@ from starter.tandem_cmds import enroll_ids
 from tandem.models import Mentee, TandemStatus
 from tandem.settings import Settings
 from tests.reply_support import settle
-from tests.support import eventually, mentee, mentor, put_people, running_worker, wait_status
+from tests.support import (
+    eventually,
+    mails_to,
+    mentee,
+    mentor,
+    put_people,
+    running_worker,
+    wait_status,
+)
 from workflows.client import TandemClient
 
 
@@ -51,7 +59,7 @@ async def introduced(
     ):
         await enroll_ids(client, db_dsn, [the_mentee.id], settings)
         await wait_status(client, the_mentee.id, TandemStatus.INTRODUCED)
-        [introduction] = [m for m in sink.messages() if m["To"] == the_mentee.email]
+        [introduction] = await mails_to(sink, the_mentee.email)
         yield the_mentee, gw, introduction
 
 

@@ -21,7 +21,15 @@ from tandem.models import TandemStatus
 from tandem.programs import load_programs
 from tandem.settings import Settings
 from tests.reply_support import settle
-from tests.support import eventually, mentee, mentor, put_people, running_worker, wait_status
+from tests.support import (
+    eventually,
+    mails_to,
+    mentee,
+    mentor,
+    put_people,
+    running_worker,
+    wait_status,
+)
 
 
 async def test_a_reply_to_the_introduction_reaches_the_real_workflow(
@@ -44,7 +52,7 @@ async def test_a_reply_to_the_introduction_reaches_the_real_workflow(
         await enroll_ids(client, db_dsn, [the_mentee.id], settings)
         await wait_status(client, the_mentee.id, TandemStatus.INTRODUCED)
         office = str(load_programs(settings.programs_dir)[the_mentee.program].coordinator_email)
-        [introduction] = [m for m in sink.messages() if m["To"] == the_mentee.email]
+        [introduction] = await mails_to(sink, the_mentee.email)
         assert not any(m["To"] == office for m in sink.messages())
         assert introduction["Reply-To"]
         reply = compose_reply(introduction, "Hilfe, bitte rufen Sie mich an.")

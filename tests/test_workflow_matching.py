@@ -8,7 +8,6 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
-from email.message import EmailMessage
 
 import asyncpg
 import pytest
@@ -30,6 +29,7 @@ from tandem.settings import Settings
 from tests.support import (
     eventually,
     history_text,
+    mails_to,
     mentee,
     mentor,
     put_people,
@@ -76,10 +76,6 @@ def _sent_rows(db: asyncpg.Pool) -> Callable[[], Awaitable[int]]:
             return int(await conn.fetchval("SELECT count(*) FROM outbox WHERE sent_at IS NOT NULL"))
 
     return count
-
-
-async def mails_to(sink: MailSink, address: str) -> list[EmailMessage]:
-    return [m for m in sink.messages() if m["To"] == address]
 
 
 async def test_enrolment_introduces_both_with_the_required_headers(
@@ -259,11 +255,14 @@ async def test_enrolling_twice_says_already_enrolled(
     u: Callable[[str], str],
 ) -> None:
     S1, M1 = u("S-1"), u("M-1")
-    await put_people(db, [mentor(M1)], [mentee(S1)])
+    the_mentor, the_mentee = mentor(M1), mentee(S1)
+    await put_people(db, [the_mentor], [the_mentee])
     client = ts_env.client
     async with running_worker(client, settings, db):
         await enroll_ids(client, db_dsn, [S1], settings)
         await wait_status(client, S1, TandemStatus.INTRODUCED)
+        await mails_to(sink, the_mentee.email)
+        await mails_to(sink, the_mentor.email)
         [again] = await enroll_ids(client, db_dsn, [S1], settings)
     assert not again.started and again.status == "introduced"
     assert len(sink.messages()) == 2
@@ -335,8 +334,10 @@ async def test_no_name_or_address_in_history_or_logs(
     async with running_worker(client, settings, db):
         await enroll_ids(client, db_dsn, [S1], settings)
         await wait_status(client, S1, TandemStatus.INTRODUCED)
+        await mails_to(sink, s.email)
+        await mails_to(sink, m.email)  # the mails themselves do carry the contact data
         history = await client.get_workflow_handle(workflow_id(S1)).fetch_history()
-    assert len(sink.messages()) == 2  # the mails themselves do carry the contact data
+    assert len(sink.messages()) == 2
     dumped = history_text(history.to_json_dict())
     out = capsys.readouterr()
     logs = caplog.text + out.out + out.err
