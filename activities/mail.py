@@ -19,11 +19,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC
 from email.message import EmailMessage
 from email.utils import format_datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 import asyncpg
 import structlog
 from temporalio.exceptions import ApplicationError
+
+if TYPE_CHECKING:
+    from asyncpg.pool import PoolConnectionProxy
 
 from activities.people import Conn, get_mentee, get_mentor
 from activities.smtp import MailRefused
@@ -45,6 +48,13 @@ log = structlog.get_logger(__name__)
 
 #: Seconds to keep trying to mark a mail the relay accepted (within the activity's 60 s).
 MARK_SENT_PATIENCE = 40.0
+#: The channel a worker notifies when it hands a mail over, and the one the mailer notifies
+#: when a handed-over mail is done (sent or refused); the payload is the idempotency key.
+HANDED_OVER = "tandem_outbox"
+DONE = "tandem_outbox_done"
+#: Seconds a worker waits for a notification before it looks at the row itself (a missed
+#: notification, e.g. across a database restart, costs at most this).
+LOOK_AGAIN_EVERY = 1.0
 
 
 @contextlib.asynccontextmanager
@@ -90,6 +100,8 @@ class Outbox:
         self._settings = settings
         self._sender = sender
         self._programs = programs
+        self._hand_over = settings.mail_delivery == "mailer"
+        self._done = _DoneListener(pool) if self._hand_over else None
         #: Test hook: runs after SMTP accepted and the outbox was marked (fault injection).
         self._after_accept = after_accept
 
@@ -101,7 +113,10 @@ class Outbox:
             )
             if exists is None:
                 await self._enqueue(conn, request)
-            receipt = await self._deliver(conn, request.idempotency_key)
+            if self._done is None:
+                receipt = await self._deliver(conn, request.idempotency_key)
+        if self._done is not None:
+            receipt = await self._done.outcome(request.idempotency_key)
         if receipt.newly_sent:
             log.info(
                 "mail_sent",
@@ -122,6 +137,15 @@ class Outbox:
         if receipt.newly_sent:
             log.info("mail_resent", key=idempotency_key)
         return receipt.newly_sent
+
+    async def deliver(self, idempotency_key: str) -> MailReceipt:
+        """The mailer's part: send one handed-over row exactly once, and say it is done."""
+        async with self._pool.acquire() as conn:
+            receipt = await self._deliver(conn, idempotency_key)
+            await conn.execute("SELECT pg_notify($1, $2)", DONE, idempotency_key)
+        if receipt.newly_sent:
+            log.info("mail_sent", key=idempotency_key)
+        return receipt
 
     async def failed_mail(self, idempotency_key: str) -> FailedMail | None:
         """The stored row as a ``FailedMail`` if the relay refused it (ids and code only)."""
@@ -233,7 +257,8 @@ class Outbox:
         return str(current) if current else str(row["to_address"])
 
     async def _enqueue(self, conn: Conn, request: MailRequest) -> None:
-        """Render once and store; a concurrent or later attempt reuses the stored row."""
+        """Render once and store (and tell the mailer, if one sends); a concurrent or later
+        attempt reuses the stored row."""
         try:
             program = self._programs.get(request.program)
         except ProgramError as err:
@@ -303,6 +328,8 @@ class Outbox:
                     request.request_id or request_id(RequestKind.INFO, request.idempotency_key),
                     program.reply_token_valid_for,
                 )
+            if self._hand_over:  # delivered with the commit: the mailer sees the row
+                await conn.execute("SELECT pg_notify($1, $2)", HANDED_OVER, request.idempotency_key)
 
     def _message(self, row: asyncpg.Record, to_address: str) -> EmailMessage:
         msg = EmailMessage()
@@ -320,3 +347,102 @@ class Outbox:
             msg["Reply-To"] = reply_to
         msg.set_content(row["body"])
         return msg
+
+
+class _DoneListener:
+    """A worker's wait for the mailer: one listening connection per process while any mail
+    is awaited (back to the pool when none is), an event per mail, and a look at the row
+    itself every ``LOOK_AGAIN_EVERY`` seconds."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+        self._waiting: dict[str, list[asyncio.Event]] = {}
+        self._conn: Listening | None = None
+        self._connecting = asyncio.Lock()
+
+    async def outcome(self, key: str) -> MailReceipt:
+        """Returns once the row is sent or refused; a wait cut short by a lost worker is
+        taken up by the activity's retry, which finds the row done or waits on."""
+        done = asyncio.Event()
+        self._waiting.setdefault(key, []).append(done)
+        try:
+            while True:
+                await self._listen()
+                receipt = await self._looked_up(key)
+                if receipt is not None:
+                    return receipt
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(done.wait(), timeout=LOOK_AGAIN_EVERY)
+                done.clear()
+        finally:
+            waiting = self._waiting.get(key, [])
+            if done in waiting:
+                waiting.remove(done)
+            if not waiting:
+                self._waiting.pop(key, None)
+            await self._unlisten()
+
+    async def _looked_up(self, key: str) -> MailReceipt | None:
+        row = await self._pool.fetchrow(
+            "SELECT message_id, sent_at, failed_at, failure FROM outbox WHERE idempotency_key = $1",
+            key,
+        )
+        if row is None:
+            raise ApplicationError("no such outbox row", non_retryable=True, type="UnknownMail")
+        bare = bare_message_id(row["message_id"])
+        if row["sent_at"] is not None:
+            # "newly" in the worker's sense: the mail went out for this request
+            return MailReceipt(message_id=bare, newly_sent=True)
+        if row["failed_at"] is not None:
+            return MailReceipt(message_id=bare, newly_sent=False, failure=row["failure"])
+        return None
+
+    async def _listen(self) -> None:
+        """(Re)take the listening connection; without one the periodic look still works."""
+        async with self._connecting:
+            self._conn = await listening(self._pool, self._conn, DONE, self._notified)
+
+    async def _unlisten(self) -> None:
+        async with self._connecting:
+            if self._waiting or self._conn is None:
+                return
+            conn, self._conn = self._conn, None
+            await unlisten(self._pool, conn, DONE, self._notified)
+
+    def _notified(self, _conn: object, _pid: int, _channel: str, key: object) -> None:
+        for done in self._waiting.get(str(key), []):
+            done.set()
+
+
+Listener = Callable[[Any, int, str, object], None]
+Listening: TypeAlias = "PoolConnectionProxy[asyncpg.Record]"
+
+
+async def unlisten(pool: asyncpg.Pool, conn: Listening, channel: str, callback: Listener) -> None:
+    """Stop listening and give the connection back (a broken one, the pool discards)."""
+    with contextlib.suppress(Exception):
+        await conn.remove_listener(channel, callback)
+    with contextlib.suppress(Exception):
+        await pool.release(conn)
+
+
+async def listening(
+    pool: asyncpg.Pool, conn: Listening | None, channel: str, callback: Listener
+) -> Listening | None:
+    """A pool connection kept for LISTEN on ``channel``: ``conn`` while it is alive, else a
+    new one (the old one goes back to the pool, which discards it), or None if the database
+    is away just now."""
+    if conn is not None and not conn.is_closed():
+        return conn
+    if conn is not None:
+        await unlisten(pool, conn, channel, callback)
+    try:
+        fresh = await pool.acquire()
+    except (OSError, asyncpg.PostgresError):
+        return None
+    try:
+        await fresh.add_listener(channel, callback)
+    except (OSError, asyncpg.PostgresError):
+        await pool.release(fresh)
+        return None
+    return fresh

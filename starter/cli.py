@@ -14,6 +14,7 @@ from starter import (
     gateway_cmd,
     import_cmd,
     mail_cmd,
+    mailer_cmd,
     operate_cmds,
     reply_cmd,
     tandem_cmds,
@@ -31,6 +32,7 @@ app = typer.Typer(
 app.command("dev")(dev_cmd.dev)
 app.command("worker")(worker_cmd.worker)
 app.command("gateway")(gateway_cmd.gateway)
+app.command("mailer")(mailer_cmd.mailer)
 app.add_typer(import_cmd.app, name="import")
 app.command("enroll")(tandem_cmds.enroll)
 app.command("status")(tandem_cmds.status)

@@ -37,6 +37,12 @@ class Settings(BaseSettings):
     smtp_username: str | None = None
     smtp_password: SecretStr | None = None
     smtp_starttls: bool = False
+    #: ``worker``: each worker sends its mails itself. ``mailer``: workers hand their mails to
+    #: ``tandem mailer``, the one process that talks to the relay, so a worker that crashes
+    #: while the relay has a mail but has not said 250 cannot send it twice.
+    mail_delivery: Literal["worker", "mailer"] = "worker"
+    #: Mails one ``tandem mailer`` sends at a time.
+    mailer_concurrency: int = Field(default=8, ge=1)
 
     mail_from: str = "Tandem Mentoring <mentoring@tandem.invalid>"
     mail_domain: str = "tandem.invalid"

@@ -29,6 +29,9 @@ class RelayRules:
     refuse_data: dict[str, str] = field(default_factory=dict)
     #: the reply to every MAIL FROM (the relay refuses us), if set
     refuse_sender: str | None = None
+    #: address -> seconds the relay waits, after it stored the first mail to it, before its
+    #: 250 (a slow queue): a sender that dies meanwhile leaves a mail the relay delivers
+    hold_first_250: dict[str, float] = field(default_factory=dict)
 
 
 class FaultyRelay:
@@ -36,6 +39,8 @@ class FaultyRelay:
         self.maildir = maildir
         self.rules = rules or RelayRules()
         self.rcpt_attempts: Counter[str] = Counter()
+        #: set whenever a mail was stored (a test waits for it)
+        self.stored = asyncio.Event()
         self._server: asyncio.Server | None = None
         self.port = 0
 
@@ -105,4 +110,8 @@ class _Handler:
         if isinstance(raw, str):
             raw = raw.encode("utf-8")
         await asyncio.to_thread(store_mail, self.relay.maildir, raw)
+        self.relay.stored.set()
+        for address in envelope.rcpt_tos:
+            hold = self.relay.rules.hold_first_250.pop(address, 0.0)
+            await asyncio.sleep(hold)  # a simulated slow queue, not a wait for a condition
         return "250 Message accepted for delivery"
