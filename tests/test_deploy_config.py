@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
+import typer
 import yaml
 from google.protobuf.duration_pb2 import Duration
 from pydantic import AliasChoices
@@ -27,6 +28,8 @@ from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.api.workflowservice.v1 import RegisterNamespaceRequest
 from temporalio.testing import WorkflowEnvironment
 
+from activities.smtp import SEND_TIMEOUT
+from starter.cli import app as tandem_cli
 from starter.devstack import SEARCH_ATTRIBUTES
 from tandem.programs import load_programs
 from tandem.settings import PROJECT_ROOT, Settings
@@ -44,10 +47,13 @@ REQUIRED_SERVICES = {
     "temporal-ui",
     "migrate",
     "worker",
+    "mailer",
     "gateway",
     "mailpit",
 }
-APP_SERVICES = {"migrate", "worker", "gateway"}
+APP_SERVICES = {"migrate", "worker", "mailer", "gateway"}
+#: The long-running app services: each runs a `tandem` subcommand once setup is done.
+RUNNING_SERVICES = {"worker": "worker", "mailer": "mailer", "gateway": "gateway"}
 #: The only service whose port may be published beyond loopback (the UI's only by choice,
 #: through TEMPORAL_UI_BIND; its default is loopback).
 PUBLIC_SERVICES = {"gateway"}
@@ -180,6 +186,15 @@ def published_ports(service: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
         yield (parts[0].strip("[]") or "0.0.0.0") if len(parts) == 3 else "0.0.0.0", str(entry)
 
 
+def duration_seconds(value: object) -> float:
+    """A Compose duration (``45s``, ``1m30s``, ``500ms``) in seconds."""
+    text = str(value)
+    parts = re.findall(r"(\d+(?:\.\d+)?)(h|ms|m|s|us)", text)
+    assert parts and "".join(n + u for n, u in parts) == text, f"not a duration: {value!r}"
+    unit = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6}
+    return sum(float(n) * unit[u] for n, u in parts)
+
+
 def setup_script() -> str:
     command = SERVICES["temporal-setup"]["command"]
     assert isinstance(command, list) and len(command) == 1, "one script for /bin/sh -c"
@@ -238,8 +253,10 @@ def test_app_services_run_the_project_image() -> None:
         assert service["image"] == f"tandem:{version}", f"{name}: tag != pyproject version"
     # The image's entrypoint is `tandem`, so the command is the subcommand.
     assert ("ENTRYPOINT", '["tandem"]') in dockerfile_instructions()
-    assert SERVICES["worker"]["command"] == ["worker"]
-    assert SERVICES["gateway"]["command"] == ["gateway"]
+    subcommands = set(typer.main.get_group(tandem_cli).commands)
+    for name, command in RUNNING_SERVICES.items():
+        assert SERVICES[name]["command"] == [command]
+        assert command in subcommands, f"{name}: `tandem {command}` does not exist"
 
 
 def test_worker_scales_and_waits_for_setup() -> None:
@@ -248,10 +265,31 @@ def test_worker_scales_and_waits_for_setup() -> None:
     assert isinstance(replicas, int) and replicas >= 1
     # A fixed name or host port would stop `--scale worker=N`.
     assert "container_name" not in worker and not worker.get("ports")
-    for name in ("worker", "gateway"):
+    for name in RUNNING_SERVICES:
         deps = SERVICES[name]["depends_on"]
         assert deps["migrate"]["condition"] == "service_completed_successfully"
         assert deps["temporal-setup"]["condition"] == "service_completed_successfully"
+
+
+def test_only_the_mailer_talks_to_the_relay() -> None:
+    # The workers (and the gateway) hand their mails to the mailer, so a worker killed while
+    # the relay holds a mail's 250 cannot send it twice.
+    for name in RUNNING_SERVICES:
+        value = environment(SERVICES[name]).get("TANDEM_MAIL_DELIVERY")
+        assert interpolate(value or "") == "mailer", f"{name}: TANDEM_MAIL_DELIVERY"
+    mailer = SERVICES["mailer"]
+    assert "container_name" not in mailer and not mailer.get("ports")
+    concurrency = interpolate(environment(mailer).get("TANDEM_MAILER_CONCURRENCY") or "")
+    settings = Settings(mail_delivery="mailer", mailer_concurrency=int(concurrency))
+    assert settings.mailer_concurrency >= 1
+
+
+def test_stop_grace_periods_outlast_a_send() -> None:
+    # On SIGTERM the worker and the mailer finish the sends they began (each at most
+    # SEND_TIMEOUT) before Compose kills the container.
+    for name in ("worker", "mailer"):
+        grace = duration_seconds(SERVICES[name].get("stop_grace_period", "10s"))
+        assert grace >= SEND_TIMEOUT + 10, f"{name}: stop_grace_period {grace} s is too short"
 
 
 def test_infrastructure_is_wired() -> None:

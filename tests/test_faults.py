@@ -466,6 +466,10 @@ def test_the_compose_stop_grace_period_outlasts_the_workers_graceful_shutdown() 
     # shutdown ends before the container is killed, with room to spare.
     assert GRACEFUL_SHUTDOWN.total_seconds() > SEND_TIMEOUT
     assert float(grace[:-1]) >= GRACEFUL_SHUTDOWN.total_seconds() + 10
+    # The mailer, on SIGTERM, finishes the sends it began: its container waits for them too.
+    mailer_grace = compose["services"]["mailer"]["stop_grace_period"]
+    assert mailer_grace.endswith("s")
+    assert float(mailer_grace[:-1]) >= SEND_TIMEOUT + 10
 
 
 async def test_a_stored_mail_resent_by_the_doctor_goes_to_the_address_now_on_file(
