@@ -12,7 +12,7 @@ WORKDIR /app
 
 # The code finds programs/ and db/migrations/ beside its packages (tandem.settings.PROJECT_ROOT),
 # so the project is installed in place (editable) from /app, without the dev extra.
-COPY pyproject.toml README.md worker.py ./
+COPY pyproject.toml README.md worker.py mailer.py ./
 COPY tandem/ tandem/
 COPY workflows/ workflows/
 COPY activities/ activities/

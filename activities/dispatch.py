@@ -59,13 +59,18 @@ class MailDispatcher:
         watcher.add_done_callback(lambda _: self._wake.set())
         try:
             while not stop.is_set():
-                self._conn = await listening(self._pool, self._conn, HANDED_OVER, self._notified)
-                with contextlib.suppress(OSError, asyncpg.PostgresError):
-                    for key in await self._due():
-                        if key not in self._sending:
-                            await self._slots.acquire()
-                            task = asyncio.create_task(self._send(key))
-                            self._sending[key] = task
+                try:
+                    self._conn = await listening(
+                        self._pool, self._conn, HANDED_OVER, self._notified
+                    )
+                    due = await self._due()
+                except Exception as err:  # the database away: look again in a moment
+                    log.warning("mailer_waits_for_database", error=type(err).__name__)
+                    due = []
+                for key in due:
+                    if key not in self._sending and not stop.is_set():
+                        await self._slots.acquire()
+                        self._sending[key] = asyncio.create_task(self._send(key))
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(LOOK_EVERY):
                         await self._wake.wait()
@@ -106,7 +111,7 @@ class MailDispatcher:
         """The relay could not take it now: try again after a back-off that grows with the
         attempts (``Outbox`` counted this one)."""
         log.warning("mail_deferred", key=key, error=error)
-        with contextlib.suppress(OSError, asyncpg.PostgresError):
+        with contextlib.suppress(Exception):  # the database away: the row is due at once
             await self._pool.execute(
                 "UPDATE outbox SET last_error = $2, next_attempt_at = now()"
                 " + make_interval(secs => least($4, $3 * power(2, least(attempts, 12) - 1)))"

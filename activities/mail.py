@@ -132,10 +132,37 @@ class Outbox:
     async def resend(self, idempotency_key: str) -> bool:
         """Send a stored, unsent row now (``tandem doctor``, ``tandem retry``); True if it was
         sent by this call. A refused row is tried again only once its address changed."""
+        if self._done is not None:
+            return await self._resend_by_mailer(idempotency_key)
         async with self._pool.acquire() as conn:
             receipt = await self._deliver(conn, idempotency_key)
         if receipt.newly_sent:
             log.info("mail_resent", key=idempotency_key)
+        return receipt.newly_sent
+
+    async def _resend_by_mailer(self, key: str) -> bool:
+        """``resend`` when a mailer sends: free the row for it (a refused row only once its
+        address changed), then wait until it is done."""
+        assert self._done is not None
+        async with self._pool.acquire() as conn, _mail_lock(conn, key):
+            row = await conn.fetchrow("SELECT * FROM outbox WHERE idempotency_key = $1", key)
+            if row is None:
+                raise ApplicationError("no such outbox row", non_retryable=True, type="UnknownMail")
+            if row["sent_at"] is not None:
+                return False
+            address = await self._address_on_file(conn, row)
+            if row["failed_at"] is not None and address == row["to_address"]:
+                return False
+            await conn.execute(
+                "UPDATE outbox SET to_address = $2, failed_at = NULL, failure = NULL,"
+                " next_attempt_at = NULL WHERE idempotency_key = $1",
+                key,
+                address,
+            )
+            await conn.execute("SELECT pg_notify($1, $2)", HANDED_OVER, key)
+        receipt = await self._done.outcome(key)
+        if receipt.newly_sent:
+            log.info("mail_resent", key=key)
         return receipt.newly_sent
 
     async def deliver(self, idempotency_key: str) -> MailReceipt:
@@ -418,6 +445,13 @@ Listener = Callable[[Any, int, str, object], None]
 Listening: TypeAlias = "PoolConnectionProxy[asyncpg.Record]"
 
 
+def _alive(conn: Listening) -> bool:
+    try:
+        return not conn.is_closed()
+    except asyncpg.InterfaceError:  # the pool took it back after its connection was lost
+        return False
+
+
 async def unlisten(pool: asyncpg.Pool, conn: Listening, channel: str, callback: Listener) -> None:
     """Stop listening and give the connection back (a broken one, the pool discards)."""
     with contextlib.suppress(Exception):
@@ -432,17 +466,18 @@ async def listening(
     """A pool connection kept for LISTEN on ``channel``: ``conn`` while it is alive, else a
     new one (the old one goes back to the pool, which discards it), or None if the database
     is away just now."""
-    if conn is not None and not conn.is_closed():
+    if conn is not None and _alive(conn):
         return conn
     if conn is not None:
         await unlisten(pool, conn, channel, callback)
     try:
         fresh = await pool.acquire()
-    except (OSError, asyncpg.PostgresError):
+    except Exception:  # the database away just now (refused, reset, shutting down)
         return None
     try:
         await fresh.add_listener(channel, callback)
-    except (OSError, asyncpg.PostgresError):
-        await pool.release(fresh)
+    except Exception:
+        with contextlib.suppress(Exception):
+            await pool.release(fresh)
         return None
     return fresh

@@ -213,10 +213,10 @@ def _start_worker(
     client: Client,
     temporal: TemporalDevServer,
 ) -> asyncio.Task[None]:
-    from worker import run_worker  # imports every workflow and activity: only when needed
-
     worker_stop = asyncio.Event()
-    task = asyncio.create_task(run_worker(settings, dsn, client, stop=worker_stop), name="worker")
+    task = asyncio.create_task(
+        _worker_and_mailer(settings, dsn, client, worker_stop), name="worker"
+    )
 
     async def stop_worker() -> None:
         """Let running activities finish; without a server there is nothing to wait for."""
@@ -232,6 +232,22 @@ def _start_worker(
 
     stack.push_async_callback(stop_worker)
     return task
+
+
+async def _worker_and_mailer(
+    settings: Settings, dsn: str, client: Client, stop: asyncio.Event
+) -> None:
+    """The worker, and the mailer in the same process if the workers hand mails over
+    (``TANDEM_MAIL_DELIVERY=mailer``): either both run or neither."""
+    from mailer import run_mailer
+    from worker import run_worker
+
+    if settings.mail_delivery != "mailer":
+        await run_worker(settings, dsn, client, stop=stop)
+        return
+    async with asyncio.TaskGroup() as both:
+        both.create_task(run_worker(settings, dsn, client, stop=stop))
+        both.create_task(run_mailer(settings, dsn, stop=stop))
 
 
 async def load_demo(

@@ -62,6 +62,8 @@ CONCURRENCY = 32
 MANY_ATTEMPTS = 50
 #: How long the state query of one tandem may take (it needs a worker).
 QUERY_TIMEOUT = timedelta(seconds=5)
+#: Seconds one resend of a stored mail may take (a few SMTP sends' worth).
+RESEND_PATIENCE = 60.0
 
 CHECKS = ("seats", "projection", "outbox", "inbox", "attention")
 ABNORMAL = frozenset(
@@ -568,8 +570,10 @@ class Doctor:
             self.report.add(Finding("outbox", key, problem, "left: no sender", repairable=True))
             return
         try:
-            sent = await self.resender.resend(key)
-        except Exception as err:  # the relay away, most likely: a person looks
+            # bounded: with a mailer (``TANDEM_MAIL_DELIVERY=mailer``) this waits for it
+            async with asyncio.timeout(RESEND_PATIENCE):
+                sent = await self.resender.resend(key)
+        except Exception as err:  # the relay (or the mailer) away, most likely: a person looks
             self.report.add(
                 Finding(
                     "outbox",

@@ -9,10 +9,12 @@ answers "Ja, abgeschlossen") to completion, while the run
 * runs two workers at once for a while, several times,
 * stops the SMTP sink for 30 s and starts it again on the same port,
 * restarts PostgreSQL (``pg_ctl stop -m fast``, a short outage, start on the same data dir),
-* restarts the reply gateway (SIGTERM or SIGKILL) in the middle of a stream of replies.
+* restarts the reply gateway (SIGTERM or SIGKILL) in the middle of a stream of replies,
+* restarts the mailer (SIGTERM, as a deploy does) while mails go out.
 
 Everything is a real part on loopback: the Temporal dev server, embedded PostgreSQL, the SMTP
-sink (in this process, a Maildir), ``tandem worker`` and ``tandem gateway`` as processes, in a
+sink (in this process, a Maildir), ``tandem worker``, ``tandem mailer`` (the workers hand their
+mails to it: ``TANDEM_MAIL_DELIVERY=mailer``) and ``tandem gateway`` as processes, in a
 temporary directory that is removed afterwards. The "people" are in this process too: they
 read each request mail from the sink and reply over SMTP to the gateway, as the person on
 file; a refused connection is retried, as a person's mail server would.
@@ -195,7 +197,7 @@ class Step:
     """One scheduled fault (``kill`` faults come from their own loop)."""
 
     at: float
-    kind: str  # sink | postgres | gateway | two_workers | enrol
+    kind: str  # sink | postgres | gateway | mailer | two_workers | enrol
     arg: Any = None
 
 
@@ -207,6 +209,7 @@ def schedule(plan: Plan) -> list[Step]:
             Step(3.0, "kill"),
             Step(5.0, "two_workers", 20.0),
             Step(7.0, "gateway", "term"),
+            Step(10.0, "mailer"),
             Step(14.0, "sink", plan.sink_outage),
             Step(30.0, "postgres", plan.pg_outage),
         ]
@@ -218,6 +221,7 @@ def schedule(plan: Plan) -> list[Step]:
         steps += [Step(d * f, "two_workers", 25.0) for f in (0.12, 0.42, 0.72)]
         steps += [Step(d * f, "sink", plan.sink_outage) for f in (0.3, 0.68)]
         steps += [Step(d * f, "postgres", plan.pg_outage) for f in (0.5, 0.85)]
+        steps += [Step(d * f, "mailer") for f in (0.1, 0.4, 0.8)]
         steps += [
             Step(d * f, "gateway", k) for f, k in ((0.2, "term"), (0.58, "kill"), (0.9, "term"))
         ]
@@ -344,6 +348,7 @@ class Stack:
         self.sink = MailSink(self.maildir, "127.0.0.1", self.smtp_port)
         self.workers: list[Proc] = []
         self.gateway: Proc | None = None
+        self.mailer: Proc | None = None
         self.procs: list[Proc] = []
         self._n = 0
 
@@ -401,6 +406,7 @@ class Stack:
             TANDEM_SMTP_PORT=str(self.smtp_port),
             TANDEM_GATEWAY_PORT=str(self.gateway_port),
             TANDEM_REPLY_TOKEN_SECRET=SECRET,
+            TANDEM_MAIL_DELIVERY="mailer",
             TANDEM_LOG_FORMAT="json",
             TANDEM_LOG_LEVEL="info",
         )
@@ -434,6 +440,11 @@ class Stack:
     def alive_workers(self) -> list[Proc]:
         self.workers = [w for w in self.workers if w.alive]
         return list(self.workers)
+
+    async def start_mailer(self) -> Proc:
+        p = await self._spawn("mailer")
+        self.mailer = p
+        return p
 
     async def start_gateway(self) -> Proc:
         p = await self._spawn("gateway")
@@ -936,6 +947,7 @@ class Chaos:
         self.pool = pool
         try:
             await stack.start_worker()
+            await stack.start_mailer()
             await stack.start_gateway()
             self.people = People(stack, pool, self.rng, self.clock)
             self.monitor = Monitor(stack, self.people, pool, self.clock)
@@ -1023,6 +1035,8 @@ class Chaos:
                 running.append(asyncio.create_task(self.restart_postgres(step.arg)))
             elif step.kind == "gateway":
                 running.append(asyncio.create_task(self.restart_gateway(step.arg)))
+            elif step.kind == "mailer":
+                running.append(asyncio.create_task(self.restart_mailer()))
         rest = self.plan.duration - self.clock.now()
         if rest > 0:
             await asyncio.sleep(rest)
@@ -1132,6 +1146,37 @@ class Chaos:
         await self.stack.restart_postgres(outage)
         fault.back_at = self.clock.now()
         await self.monitor.snapshot_for(fault)
+        self.monitor.watch(fault)
+
+    async def restart_mailer(self) -> None:
+        """A deploy of the mailer while mails go out: SIGTERM, it finishes its sends, a new one
+        starts (the workers' mails wait in the outbox meanwhile)."""
+
+        async def unsent() -> int:
+            return int(
+                await self.pool.fetchval("SELECT count(*) FROM outbox WHERE sent_at IS NULL")
+            )
+
+        async def mails_going_out() -> bool:
+            return await unsent() > 0
+
+        await wait_for(mails_going_out, 30 if self.plan.short else 60, 0.05)
+        waiting = await unsent()
+        mailer = self.stack.mailer
+        assert mailer is not None
+        fault = self.monitor.open("mailer restart (SIGTERM)")
+        await self.monitor.snapshot_for(fault)
+        mailer.signal(signal.SIGTERM)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(mailer.proc.wait(), 40)
+        if mailer.alive:
+            self.problems.append("the mailer did not stop within 40 s of SIGTERM")
+            mailer.signal(signal.SIGKILL)
+            await mailer.proc.wait()
+        stopped = self.clock.now() - fault.at
+        await self.stack.start_mailer()
+        fault.back_at = self.clock.now()
+        fault.detail = f"{waiting} mails unsent then; stopped after {stopped:.1f} s"
         self.monitor.watch(fault)
 
     async def restart_gateway(self, how: str) -> None:
@@ -1493,9 +1538,13 @@ class Chaos:
             "SMTP sink stopped",
             "PostgreSQL restart",
             "gateway restart",
+            "mailer restart",
         ):
             if not counts[kind]:
                 self.problems.append(f"fault never injected: {kind}")
+        mailer = self.stack.mailer
+        if mailer is not None and not mailer.alive:
+            self.problems.append(f"the mailer died (log {mailer.log.name})")
         for f in self.monitor.faults:
             if f.kind.startswith("gateway") and f.detail.startswith("NO stream"):
                 self.problems.append(f"gateway restart at {f.at:.0f} s had no stream of replies")

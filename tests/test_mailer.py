@@ -220,3 +220,26 @@ async def test_a_mailer_stopped_for_a_deploy_finishes_its_send_and_the_next_send
             receipt = await asyncio.wait_for(sending, timeout=30)
     assert receipt.failure is None
     assert len(relay.to(the_mentee.email)) == 1
+
+
+async def test_a_refused_mail_is_resent_through_the_mailer_once_its_address_is_corrected(
+    db: asyncpg.Pool, tmp_path: Path
+) -> None:
+    the_mentee = mentee(uid("S")).model_copy(update={"email": ADDRESS})
+    the_mentor = mentor(uid("M"))
+    await put_people(db, [the_mentor], [the_mentee])
+    right = "jonas.brenner@praxis-nord.example.org"
+    rules = RelayRules(refuse_rcpt={ADDRESS: f"550 5.1.1 <{ADDRESS}>: Recipient address rejected"})
+    async with FaultyRelay(tmp_path / "mail", rules) as relay:
+        settings = relay_settings(tmp_path, relay)
+        async with in_process_mailer(db, settings) as (outbox, _):
+            request = request_to_mentee(the_mentee.id, the_mentor.id)
+            refused = await asyncio.wait_for(outbox.send(request), timeout=30)
+            assert refused.failure == "550 5.1.1"
+            assert not await asyncio.wait_for(outbox.resend(request.idempotency_key), 30), (
+                "the same address is not tried again"
+            )
+            await put_people(db, [], [the_mentee.model_copy(update={"email": right})])
+            assert await asyncio.wait_for(outbox.resend(request.idempotency_key), 30)
+            assert not await asyncio.wait_for(outbox.resend(request.idempotency_key), 30)
+    assert [str(m["To"]) for m in relay.messages()] == [right]
