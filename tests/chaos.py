@@ -1364,18 +1364,16 @@ class Chaos:
 
         late = 0
         taken = not_applied = answered_twice = redelivered = 0
-        refused: Counter[str] = Counter()
+        refused: Counter[str] = Counter()  # of replies not taken and not late: a problem
+        late_reasons: Counter[str] = Counter()  # of late replies: rightly refused
         taken_by: Counter[tuple[str, str]] = Counter()
         for r in people.replies:
             vs = by_hash.get(r.answer_id, [])
             accepted = [v for v in vs if v["verdict"] == "accepted"]
             answered = [v for v in accepted if v["reason"] == "answered"]
             redelivered += len(accepted) - len(answered)
-            if r.refused:
-                refused[r.refused] += 1
-            for v in vs:
-                if v["verdict"] != "accepted":
-                    refused[f"{v['verdict']}:{v['reason']}"] += 1
+            reasons = [r.refused] if r.refused else []
+            reasons += [f"{v['verdict']}:{v['reason']}" for v in vs if v["verdict"] != "accepted"]
             if len(answered) > 1:
                 answered_twice += 1
             if accepted:
@@ -1385,8 +1383,10 @@ class Chaos:
                 taken_by[(r.mentee_id, r.request_id.partition(":")[0])] += 1
             elif self._came_late(r, vs, closed_at, overtaken):
                 late += 1  # refused by the rules (or its token revoked): it came too late
+                late_reasons.update(reasons)
             else:
                 not_applied += 1
+                refused.update(reasons)
                 why = r.refused or [(v["verdict"], v["reason"]) for v in vs] or "no verdict yet"
                 if not_applied > 20:
                     continue  # the counts below tell the rest
@@ -1419,7 +1419,9 @@ class Chaos:
         if not_applied > 20:
             self.problems.append(f"... and {not_applied - 20} more replies not taken")
         if refused:
-            self.problems.append(f"refusals: {dict(refused)}")
+            self.problems.append(f"refusals of replies not taken: {dict(refused)}")
+        if late_reasons:
+            say(f"late replies refused by the rules, by reason: {dict(late_reasons)}")
         # workflows
         statuses: Counter[str] = Counter()
         wft_failed = 0
