@@ -16,6 +16,7 @@ from starter import (
     mail_cmd,
     mailer_cmd,
     operate_cmds,
+    privacy_cmds,
     reply_cmd,
     tandem_cmds,
     worker_cmd,
@@ -42,6 +43,7 @@ for name in ("advance", "pause", "resume", "end", "rematch", "cadence", "answer"
 app.add_typer(mail_cmd.app, name="mail")
 app.add_typer(reply_cmd.app, name="reply")
 app.command("doctor")(doctor_cmd.doctor)
+app.command("export")(privacy_cmds.export)
 
 
 def main() -> None:

@@ -107,6 +107,20 @@ async def eventually(
         await asyncio.sleep(interval)
 
 
+async def tandem_cli(env: dict[str, str], *args: str) -> tuple[int, str, str]:
+    """``tandem ARGS`` as an operator runs it: (exit code, stdout, stderr)."""
+    proc = await asyncio.create_subprocess_exec(
+        str(BIN / "tandem"),
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
 async def mails_to(
     sink: MailSink, address: str, count: int = 1, *, timeout: float = 30.0
 ) -> list[EmailMessage]:

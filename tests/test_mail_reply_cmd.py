@@ -3,7 +3,6 @@ quotes, sent over SMTP to the gateway, with the gateway's verdict shown."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 from collections.abc import AsyncIterator
@@ -23,7 +22,7 @@ from tandem.mail import message_id
 from tandem.models import Role
 from tandem.settings import Settings
 from tests.reply_support import FakeAnswerer, mint_token, put_tandem
-from tests.support import BIN
+from tests.support import tandem_cli
 
 
 def _request(settings: Settings, token: str, to: str) -> EmailMessage:
@@ -70,16 +69,7 @@ async def gateway(
 
 
 async def _tandem(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        str(BIN / "tandem"),
-        *args,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
+    return await tandem_cli(env, *args)
 
 
 async def test_mail_reply_answers_through_the_gateway(
