@@ -16,9 +16,12 @@ from activities.effects import EffectActivities
 from activities.heartbeat import HeartbeatWhileRunning
 from activities.mail import Outbox, Sender
 from activities.matching import MatchingActivities
+from activities.retention import RetentionActivities
 from activities.scrub import ScrubFailures
 from tandem.programs import ProgramCatalog
+from tandem.retention import retention_policy
 from tandem.settings import Settings
+from workflows.retention import RetentionSweepWorkflow
 from workflows.tandem import TandemWorkflow
 
 log = structlog.get_logger(__name__)
@@ -42,13 +45,15 @@ def build_worker(
     *,
     matching: MatchingActivities,
     effects: EffectActivities,
+    retention: RetentionActivities | None = None,
     task_queue: str | None = None,
 ) -> Worker:
     """One place that lists what the worker runs (the tests build theirs here too)."""
+    swept = retention or RetentionActivities(effects.pool, retention_policy(settings))
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,
-        workflows=[TandemWorkflow],
+        workflows=[TandemWorkflow, RetentionSweepWorkflow],
         workflow_runner=workflow_runner(),
         # On shutdown (a deploy, Ctrl-C) the running transition's effects finish first.
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
@@ -57,6 +62,7 @@ def build_worker(
         activities=[
             matching.find_mentor,
             effects.carry_out,
+            swept.sweep_retention,
         ],
     )
 

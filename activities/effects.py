@@ -27,6 +27,10 @@ class EffectActivities:
         self._pool = pool
         self._outbox = outbox
 
+    @property
+    def pool(self) -> asyncpg.Pool:
+        return self._pool
+
     @activity.defn
     async def carry_out(self, batch: EffectBatch) -> EffectOutcome:
         """Returns the mails the relay refused for good (the tandem records them and goes on)

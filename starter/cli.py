@@ -18,6 +18,7 @@ from starter import (
     operate_cmds,
     privacy_cmds,
     reply_cmd,
+    retention_cmd,
     tandem_cmds,
     worker_cmd,
 )
@@ -44,6 +45,7 @@ app.add_typer(mail_cmd.app, name="mail")
 app.add_typer(reply_cmd.app, name="reply")
 app.command("doctor")(doctor_cmd.doctor)
 app.command("export")(privacy_cmds.export)
+app.command("retention")(retention_cmd.retention)
 
 
 def main() -> None:

@@ -36,6 +36,7 @@ from starter.devstack import DevStackError, TemporalDevServer
 from starter.gateway_cmd import start_gateway
 from starter.import_cmd import import_file, validate
 from starter.mailsink import MailSink
+from starter.retention_cmd import ensure_retention_schedule
 from starter.tandem_cmds import enroll_ids, wake_waiting_tandems
 from tandem.logging import configure_logging
 from tandem.programs import Program, ProgramError, load_programs
@@ -141,6 +142,7 @@ async def _start(stack: AsyncExitStack, settings: Settings, *, demo: bool) -> Ru
         client = await temporal.start()
         sink = await _start_sink(stack, settings)
         worker = _start_worker(stack, settings, dsn, client, temporal)
+        await ensure_retention_schedule(client, settings)  # the daily sweep, in the UI
         gateway = await start_gateway(stack, settings, dsn, client=client)
         log.info("gateway_ready", port=gateway.port)
         running = Running(

@@ -41,6 +41,10 @@ class Settings(BaseSettings):
     #: ``tandem mailer``, the one process that talks to the relay, so a worker that crashes
     #: while the relay has a mail but has not said 250 cannot send it twice.
     mail_delivery: Literal["worker", "mailer"] = "worker"
+    #: Retention (``tandem retention``): days a sent mail keeps its text and address, days
+    #: the gateway keeps its verdict on a reply.
+    retention_mail_body_days: int = Field(default=90, ge=1)
+    retention_reply_verdict_days: int = Field(default=365, ge=1)
     #: Mails one ``tandem mailer`` sends at a time.
     mailer_concurrency: int = Field(default=8, ge=1)
 

@@ -46,12 +46,13 @@ REQUIRED_SERVICES = {
     "temporal-setup",
     "temporal-ui",
     "migrate",
+    "retention-schedule",
     "worker",
     "mailer",
     "gateway",
     "mailpit",
 }
-APP_SERVICES = {"migrate", "worker", "mailer", "gateway"}
+APP_SERVICES = {"migrate", "retention-schedule", "worker", "mailer", "gateway"}
 #: The long-running app services: each runs a `tandem` subcommand once setup is done.
 RUNNING_SERVICES = {"worker": "worker", "mailer": "mailer", "gateway": "gateway"}
 #: The only service whose port may be published beyond loopback (the UI's only by choice,
