@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.envconfig import ClientConfigProfile
 from temporalio.service import RPCError
 
 from tandem.settings import Settings, get_settings
@@ -65,15 +66,41 @@ def database_url(settings: Settings | None = None) -> str:
     raise CommandError("no database: start `tandem dev` first, or set DATABASE_URL")
 
 
+def temporal_connect_config(settings: Settings) -> dict[str, Any]:
+    """How to reach Temporal: ``TANDEM_TEMPORAL_ADDRESS`` / ``_NAMESPACE`` alone, or a profile
+    of Temporal's config file (``TANDEM_TEMPORAL_PROFILE``, ``TANDEM_TEMPORAL_CONFIG_FILE``;
+    ``TEMPORAL_*`` variables override it as the SDK defines) with TLS and API key."""
+    plain: dict[str, Any] = {
+        "target_host": settings.temporal_address,
+        "namespace": settings.temporal_namespace,
+    }
+    if settings.temporal_profile is None and settings.temporal_config_file is None:
+        return plain
+    source = settings.temporal_config_file
+    name = settings.temporal_profile or "default"
+    if source is not None and not source.is_file():
+        raise CommandError(f"no Temporal config file at {source}")
+    try:
+        profile = ClientConfigProfile.load(settings.temporal_profile, config_source=source)
+        config: dict[str, Any] = dict(profile.to_client_connect_config())
+    except Exception as err:  # the SDK's ConfigError; its text may quote the file: not shown
+        why = "not found" if "not found" in str(err) else f"unreadable ({type(err).__name__})"
+        raise CommandError(f"Temporal profile {name}: {why}") from None
+    for setting, key in (("temporal_address", "target_host"), ("temporal_namespace", "namespace")):
+        if setting in settings.model_fields_set or not config.get(key):
+            config[key] = plain[key]
+    return config
+
+
 async def connect_temporal(settings: Settings | None = None) -> Client:
     settings = settings or get_settings()
+    config = temporal_connect_config(settings)
     try:
-        return await Client.connect(
-            settings.temporal_address,
-            namespace=settings.temporal_namespace,
-            data_converter=pydantic_data_converter,
-        )
+        return await Client.connect(**config, data_converter=pydantic_data_converter)
     except RuntimeError as err:
-        raise CommandError(
-            f"cannot reach Temporal at {settings.temporal_address}: start `tandem dev` first"
-        ) from err
+        fix = (
+            "start `tandem dev` first"
+            if settings.temporal_profile is None and settings.temporal_config_file is None
+            else "check the profile's address, TLS and API key"
+        )
+        raise CommandError(f"cannot reach Temporal at {config['target_host']}: {fix}") from err

@@ -25,6 +25,12 @@ class Settings(BaseSettings):
 
     temporal_address: str = "127.0.0.1:7233"
     temporal_namespace: str = "default"
+    #: A profile of Temporal's client config file (TOML, as the ``temporal`` CLI reads it):
+    #: address, namespace, TLS client certificate, API key, for a self-hosted cluster or
+    #: Temporal Cloud. Used when either is set; ``TANDEM_TEMPORAL_ADDRESS`` / ``_NAMESPACE``,
+    #: when set, still win. See ``deploy/temporal.toml.example``.
+    temporal_profile: str | None = None
+    temporal_config_file: Path | None = None
     temporal_ui_port: int = 8233
     task_queue: str = "tandem"
 
