@@ -11,6 +11,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from activities import metrics
 from activities.db import create_pool
 from activities.effects import EffectActivities
 from activities.heartbeat import HeartbeatWhileRunning
@@ -91,7 +92,7 @@ async def run_worker(
         )
         async with worker:
             log.info("worker_started", task_queue=settings.task_queue)
-            await stop.wait()
+            await metrics.sample_outbox(pool, stop)  # returns once stop is set
         log.info("worker_stopped")
     finally:
         await pool.close()
@@ -109,7 +110,7 @@ async def main() -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    client = await connect_temporal(settings)
+    client = await connect_temporal(settings, serve_metrics=True)
     await run_worker(settings, database_url(settings), client, stop=stop)
 
 

@@ -28,6 +28,7 @@ from temporalio.exceptions import ApplicationError
 if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy
 
+from activities import metrics
 from activities.people import Conn, get_mentee, get_mentor
 from activities.smtp import MailRefused
 from tandem.answers import RequestKind, request_id
@@ -262,12 +263,14 @@ class Outbox:
                     refusal.failure,
                 )
                 log.warning("mail_refused", key=key, failure=refusal.failure)
+                metrics.mail_refused()
                 return MailReceipt(message_id=bare, newly_sent=False, failure=refusal.failure)
             await conn.execute(
                 "UPDATE outbox SET sent_at = now(), failed_at = NULL, failure = NULL,"
                 " attempts = attempts + 1 WHERE idempotency_key = $1",
                 key,
             )
+        metrics.mail_sent()
         return MailReceipt(message_id=bare, newly_sent=True)
 
     async def _address_on_file(self, conn: Conn, row: asyncpg.Record) -> str:

@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import structlog
 
+from activities import metrics
 from replies.pipeline import Inbound, Pipeline, RetryLater, Verdict, VerdictKind
 
 log = structlog.get_logger(__name__)
@@ -232,6 +233,7 @@ class Inbox:
                 attempts,
             )
             await conn.execute("DELETE FROM inbound_mail WHERE id = $1", mail.id)
+        metrics.reply_decided(verdict.kind.value, verdict.reason.split(":")[0][:40])
         log.info(
             "reply_decided",
             inbound_id=mail.id,

@@ -14,6 +14,7 @@ from email.utils import parseaddr
 import asyncpg
 import structlog
 
+from activities import metrics
 from replies.directory import PgDirectory
 from replies.imap_poller import Backoff, ImapConfig, ImapPoller
 from replies.inbox import Inbox, RetryPolicy
@@ -82,9 +83,11 @@ class ReplyGateway:
                 self.pipeline.config,
                 backoff=imap_backoff,
             )
+        self._pool = pool
         self._stop = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
         self.imap_task: asyncio.Task[None] | None = None
+        self._sampler: asyncio.Task[None] | None = None
 
     @property
     def port(self) -> int:
@@ -97,13 +100,14 @@ class ReplyGateway:
         self.task = asyncio.create_task(self.inbox.run(self._stop), name="reply-inbox")
         if self.imap is not None:
             self.imap_task = asyncio.create_task(self.imap.run(self._stop), name="reply-imap")
+        self._sampler = asyncio.create_task(metrics.sample_inbox(self._pool, self._stop))
 
     async def stop(self, grace: float = 10.0) -> None:
         """Stop listening (and reading the mailbox) first, then let the inbox finish what it
         is deciding."""
         await self.smtp.stop()
         self._stop.set()
-        tasks = {t for t in (self.imap_task, self.task) if t is not None}
+        tasks = {t for t in (self.imap_task, self.task, self._sampler) if t is not None}
         if not tasks:
             return
         _, pending = await asyncio.wait(tasks, timeout=grace)
@@ -113,6 +117,7 @@ class ReplyGateway:
                 await task
         self.task = None
         self.imap_task = None
+        self._sampler = None
 
     async def __aenter__(self) -> ReplyGateway:
         await self.start()

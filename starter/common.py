@@ -14,6 +14,7 @@ from rich.console import Console
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.envconfig import ClientConfigProfile
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.service import RPCError
 
 from tandem.settings import Settings, get_settings
@@ -92,11 +93,30 @@ def temporal_connect_config(settings: Settings) -> dict[str, Any]:
     return config
 
 
-async def connect_temporal(settings: Settings | None = None) -> Client:
+def metrics_runtime(settings: Settings) -> Runtime | None:
+    """A Temporal runtime that serves Prometheus metrics on ``TANDEM_METRICS_PORT`` (and
+    carries Tandem's own, ``activities.metrics``), or None when no port is set."""
+    if settings.metrics_port is None:
+        return None
+    from activities import metrics
+
+    bind = f"{settings.metrics_host}:{settings.metrics_port}"
+    runtime = Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=bind)))
+    metrics.use(runtime.metric_meter)
+    return runtime
+
+
+async def connect_temporal(
+    settings: Settings | None = None, *, serve_metrics: bool = False
+) -> Client:
+    """A client; with ``serve_metrics`` (a worker, a gateway) on a runtime serving metrics."""
     settings = settings or get_settings()
     config = temporal_connect_config(settings)
+    runtime = metrics_runtime(settings) if serve_metrics else None
     try:
-        return await Client.connect(**config, data_converter=pydantic_data_converter)
+        return await Client.connect(
+            **config, data_converter=pydantic_data_converter, runtime=runtime
+        )
     except RuntimeError as err:
         fix = (
             "start `tandem dev` first"

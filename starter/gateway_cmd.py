@@ -54,7 +54,8 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
     """Start, announce, and run until ``stop`` (or SIGINT/SIGTERM) or the inbox loop dies."""
     stop = stop or _stop_on_signals()
     async with AsyncExitStack() as stack:
-        gw = await start_gateway(stack, settings, database_url(settings))
+        client = await connect_temporal(settings, serve_metrics=True)
+        gw = await start_gateway(stack, settings, database_url(settings), client=client)
         proto = "LMTP" if settings.gateway_lmtp else "SMTP"
         where = f"{settings.gateway_host}:{gw.port}"
         console.print(

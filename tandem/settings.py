@@ -29,6 +29,10 @@ class Settings(BaseSettings):
     #: address, namespace, TLS client certificate, API key, for a self-hosted cluster or
     #: Temporal Cloud. Used when either is set; ``TANDEM_TEMPORAL_ADDRESS`` / ``_NAMESPACE``,
     #: when set, still win. See ``deploy/temporal.toml.example``.
+    #: When set, ``tandem worker`` and ``tandem gateway`` serve Prometheus metrics (the
+    #: Temporal SDK's and Tandem's own) on this port, ``/metrics``.
+    metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
     temporal_profile: str | None = None
     temporal_config_file: Path | None = None
     temporal_ui_port: int = 8233
