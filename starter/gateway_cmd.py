@@ -54,8 +54,7 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
     """Start, announce, and run until ``stop`` (or SIGINT/SIGTERM) or the inbox loop dies."""
     stop = stop or _stop_on_signals()
     async with AsyncExitStack() as stack:
-        client = await connect_temporal(settings, serve_metrics=True)
-        gw = await start_gateway(stack, settings, database_url(settings), client=client)
+        gw = await start_gateway(stack, settings, database_url(settings), serve_metrics=True)
         proto = "LMTP" if settings.gateway_lmtp else "SMTP"
         where = f"{settings.gateway_host}:{gw.port}"
         console.print(
@@ -85,6 +84,7 @@ async def start_gateway(
     dsn: str,
     *,
     client: Client | None = None,
+    serve_metrics: bool = False,
 ) -> ReplyGateway:
     """Pool, Temporal answerer, gateway; each stopped by ``stack`` in reverse order."""
     pool = await create_pool(dsn, max_size=10)
@@ -97,7 +97,7 @@ async def start_gateway(
         "SELECT to_regclass('imap_folders') IS NOT NULL"
     ):
         raise CommandError("the database lacks the IMAP tables: start `tandem dev` once to migrate")
-    temporal = client or await connect_temporal(settings)
+    temporal = client or await connect_temporal(settings, serve_metrics=serve_metrics)
     answerer = TemporalAnswerer(temporal, timeout=settings.gateway_answer_timeout)
     try:
         gw = ReplyGateway(settings, pool, answerer, SmtpSender(settings))
