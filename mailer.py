@@ -4,7 +4,6 @@ mailer``). Run one or more next to the workers; stop it with SIGTERM (it finishe
 from __future__ import annotations
 
 import asyncio
-import signal
 
 import structlog
 
@@ -39,16 +38,13 @@ async def run_mailer(
 
 async def main() -> None:
     """``python mailer.py`` / ``tandem mailer``: send until SIGINT/SIGTERM."""
-    from starter.common import database_url
+    from starter.common import database_url, stop_on_signals
     from tandem.logging import configure_logging
     from tandem.settings import get_settings
 
     settings = get_settings()
     configure_logging(settings.log_format, settings.log_level)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    stop = stop_on_signals()
     await run_mailer(settings, database_url(settings), stop=stop)
 
 

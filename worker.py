@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import signal
 from datetime import timedelta
 
 import structlog
@@ -100,16 +99,13 @@ async def run_worker(
 
 async def main() -> None:
     """``python worker.py`` / ``tandem worker``: connect and serve until SIGINT/SIGTERM."""
-    from starter.common import connect_temporal, database_url
+    from starter.common import connect_temporal, database_url, stop_on_signals
     from tandem.logging import configure_logging
     from tandem.settings import get_settings
 
     settings = get_settings()
     configure_logging(settings.log_format, settings.log_level)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    stop = stop_on_signals()
     client = await connect_temporal(settings, serve_metrics=True)
     await run_worker(settings, database_url(settings), client, stop=stop)
 

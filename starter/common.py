@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import sys
 from collections.abc import Coroutine
 from pathlib import Path
@@ -46,6 +47,15 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
         fail(f"Temporal refused: {err.message}")
     except (TimeoutError, OSError) as err:
         fail(f"cannot reach a service: {err.__class__.__name__}: {err}")
+
+
+def stop_on_signals() -> asyncio.Event:
+    """An event set by SIGINT or SIGTERM: a service's cue to finish what it began and leave."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
 
 
 def print_json(data: Any) -> None:

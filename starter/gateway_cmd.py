@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import signal
 from contextlib import AsyncExitStack
 
 import structlog
@@ -16,7 +15,14 @@ from activities.db import create_pool
 from activities.smtp import SmtpSender
 from replies.answerer import TemporalAnswerer
 from replies.service import ReplyGateway
-from starter.common import CommandError, connect_temporal, console, database_url, run
+from starter.common import (
+    CommandError,
+    connect_temporal,
+    console,
+    database_url,
+    run,
+    stop_on_signals,
+)
 from tandem.logging import configure_logging
 from tandem.settings import Settings, get_settings
 
@@ -52,7 +58,7 @@ def gateway(
 
 async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
     """Start, announce, and run until ``stop`` (or SIGINT/SIGTERM) or the inbox loop dies."""
-    stop = stop or _stop_on_signals()
+    stop = stop or stop_on_signals()
     async with AsyncExitStack() as stack:
         gw = await start_gateway(stack, settings, database_url(settings), serve_metrics=True)
         proto = "LMTP" if settings.gateway_lmtp else "SMTP"
@@ -114,11 +120,3 @@ async def start_gateway(
         ) from None
     stack.push_async_callback(gw.stop)
     return gw
-
-
-def _stop_on_signals() -> asyncio.Event:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    return stop

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import mailbox
+import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -17,6 +18,9 @@ from pathlib import Path
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from starter.mailsink import read_all, store_mail
+from tandem.messages import MailRequest
+from tandem.models import Role
+from tandem.settings import Settings
 
 
 @dataclass
@@ -115,3 +119,29 @@ class _Handler:
             hold = self.relay.rules.hold_first_250.pop(address, 0.0)
             await asyncio.sleep(hold)  # a simulated slow queue, not a wait for a condition
         return "250 Message accepted for delivery"
+
+
+def relay_settings(tmp_path: Path, relay: FaultyRelay, **kw: object) -> Settings:
+    """Settings of a test that sends through ``relay`` (``kw``: more settings)."""
+    return Settings.model_validate(
+        {
+            "home": tmp_path / "home",
+            "smtp_port": relay.port,
+            "task_queue": f"tq-{uuid.uuid4().hex[:8]}",
+            "reply_token_secret": "test-secret",
+            **kw,
+        }
+    )
+
+
+def introduction_to_mentee(mentee_id: str, mentor_id: str) -> MailRequest:
+    """The first mail of a tandem, as the workflow asks for it."""
+    return MailRequest(
+        idempotency_key=f"{mentee_id}/e1/1/introduction_mentee/mentee",
+        template="introduction_mentee",
+        to=Role.MENTEE,
+        mentee_id=mentee_id,
+        mentor_id=mentor_id,
+        program="stipendium-hausarzt",
+        phase="study",
+    )

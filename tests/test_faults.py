@@ -33,11 +33,10 @@ from activities.people import get_mentee
 from activities.scrub import InvalidRecord, scrubbed
 from activities.smtp import SEND_TIMEOUT, MailRefused, SmtpSender
 from starter.tandem_cmds import start_tandem
-from tandem.messages import MailRequest
-from tandem.models import Role, TandemState
+from tandem.models import TandemState
 from tandem.programs import ProgramCatalog
 from tandem.settings import PROJECT_ROOT, Settings
-from tests.relay import FaultyRelay, RelayRules
+from tests.relay import FaultyRelay, RelayRules, introduction_to_mentee, relay_settings
 from tests.support import BIN, eventually, history_text, mentee, mentor, put_people, uid
 from worker import GRACEFUL_SHUTDOWN, build_worker, run_worker
 from workflows import search_attributes as sa
@@ -48,33 +47,8 @@ ADDRESS = "anna.kowalski@klinik.example.org"
 RELAY_SAYS = "Recipient address rejected"
 
 
-def relay_settings(tmp_path: Path, relay: FaultyRelay, **kw: object) -> Settings:
-    return Settings.model_validate(
-        {
-            "home": tmp_path / "home",
-            "smtp_port": relay.port,
-            "task_queue": f"tq-{uuid.uuid4().hex[:8]}",
-            "reply_token_secret": "test-secret",
-            **kw,
-        }
-    )
-
-
 def leaks(text: str, *secrets: str) -> list[str]:
     return [s for s in secrets if s.lower() in text.lower()]
-
-
-def introduction_to_mentee(mentee_id: str, mentor_id: str) -> MailRequest:
-    """The first mail of a tandem, as the workflow asks for it."""
-    return MailRequest(
-        idempotency_key=f"{mentee_id}/e1/1/introduction_mentee/mentee",
-        template="introduction_mentee",
-        to=Role.MENTEE,
-        mentee_id=mentee_id,
-        mentor_id=mentor_id,
-        program="stipendium-hausarzt",
-        phase="study",
-    )
 
 
 def plain_mail(to: str) -> EmailMessage:

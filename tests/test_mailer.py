@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -21,27 +20,12 @@ from activities.dispatch import MailDispatcher
 from activities.mail import Outbox
 from activities.smtp import SmtpSender
 from starter.tandem_cmds import start_tandem
-from tandem.messages import MailRequest
-from tandem.models import Role
 from tandem.programs import ProgramCatalog
 from tandem.settings import Settings
-from tests.relay import FaultyRelay, RelayRules
+from tests.relay import FaultyRelay, RelayRules, introduction_to_mentee, relay_settings
 from tests.support import BIN, eventually, mentee, mentor, put_people, uid
 
 ADDRESS = "jonas.brenner@praxis.example.org"
-
-
-def relay_settings(tmp_path: Path, relay: FaultyRelay, **kw: object) -> Settings:
-    return Settings.model_validate(
-        {
-            "home": tmp_path / "home",
-            "smtp_port": relay.port,
-            "task_queue": f"tq-{uuid.uuid4().hex[:8]}",
-            "reply_token_secret": "test-secret",
-            "mail_delivery": "mailer",
-            **kw,
-        }
-    )
 
 
 def process_env(settings: Settings, db_dsn: str, env: WorkflowEnvironment) -> dict[str, str]:
@@ -101,7 +85,7 @@ async def test_a_worker_killed_while_the_relay_holds_its_250_sends_the_mail_once
     await put_people(db, [mentor(uid("M"))], [the_mentee])
     async with FaultyRelay(tmp_path / "mail") as relay:
         relay.rules.hold_first_250[the_mentee.email] = 5.0
-        settings = relay_settings(tmp_path, relay)
+        settings = relay_settings(tmp_path, relay, mail_delivery="mailer")
         env = process_env(settings, db_dsn, dev_env)
         async with (
             spawned("mailer", env, tmp_path / "mailer.log"),
@@ -126,18 +110,6 @@ async def test_a_worker_killed_while_the_relay_holds_its_250_sends_the_mail_once
         assert attempts == 1
 
 
-def request_to_mentee(mentee_id: str, mentor_id: str) -> MailRequest:
-    return MailRequest(
-        idempotency_key=f"{mentee_id}/e1/2/introduction_mentee/mentee",
-        template="introduction_mentee",
-        to=Role.MENTEE,
-        mentee_id=mentee_id,
-        mentor_id=mentor_id,
-        program="stipendium-hausarzt",
-        phase="study",
-    )
-
-
 @contextlib.asynccontextmanager
 async def in_process_mailer(
     db: asyncpg.Pool, settings: Settings
@@ -158,10 +130,10 @@ async def test_a_refusal_reaches_the_worker_as_the_code_only(
     await put_people(db, [the_mentor], [the_mentee])
     rules = RelayRules(refuse_rcpt={ADDRESS: f"550 5.1.1 <{ADDRESS}>: Recipient address rejected"})
     async with FaultyRelay(tmp_path / "mail", rules) as relay:
-        settings = relay_settings(tmp_path, relay)
+        settings = relay_settings(tmp_path, relay, mail_delivery="mailer")
         async with in_process_mailer(db, settings) as (outbox, _):
             receipt = await asyncio.wait_for(
-                outbox.send(request_to_mentee(the_mentee.id, the_mentor.id)), timeout=30
+                outbox.send(introduction_to_mentee(the_mentee.id, the_mentor.id)), timeout=30
             )
     assert receipt.failure == "550 5.1.1" and not receipt.newly_sent
     assert relay.messages() == []
@@ -176,9 +148,11 @@ async def test_a_relay_that_is_down_is_waited_for_and_the_mail_goes_once_it_is_b
     await relay.start()
     port = relay.port
     await relay.stop()  # the relay is away when the mail is handed over
-    settings = relay_settings(tmp_path, relay, smtp_port=port)
+    settings = relay_settings(tmp_path, relay, smtp_port=port, mail_delivery="mailer")
     async with in_process_mailer(db, settings) as (outbox, _):
-        sending = asyncio.create_task(outbox.send(request_to_mentee(the_mentee.id, the_mentor.id)))
+        sending = asyncio.create_task(
+            outbox.send(introduction_to_mentee(the_mentee.id, the_mentor.id))
+        )
 
         async def deferred() -> str | None:
             return await db.fetchval(  # type: ignore[no-any-return]
@@ -207,10 +181,12 @@ async def test_a_mailer_stopped_for_a_deploy_finishes_its_send_and_the_next_send
     await put_people(db, [the_mentor], [the_mentee])
     async with FaultyRelay(tmp_path / "mail") as relay:
         relay.rules.hold_first_250[the_mentee.email] = 1.5
-        settings = relay_settings(tmp_path, relay)
+        settings = relay_settings(tmp_path, relay, mail_delivery="mailer")
         catalog = ProgramCatalog(settings.programs_dir)
         outbox = Outbox(db, settings, SmtpSender(settings), catalog)
-        sending = asyncio.create_task(outbox.send(request_to_mentee(the_mentee.id, the_mentor.id)))
+        sending = asyncio.create_task(
+            outbox.send(introduction_to_mentee(the_mentee.id, the_mentor.id))
+        )
         first = MailDispatcher(db, Outbox(db, settings, SmtpSender(settings), catalog))
         async with first.running():
             await asyncio.wait_for(relay.stored.wait(), timeout=30)
@@ -231,9 +207,9 @@ async def test_a_refused_mail_is_resent_through_the_mailer_once_its_address_is_c
     right = "jonas.brenner@praxis-nord.example.org"
     rules = RelayRules(refuse_rcpt={ADDRESS: f"550 5.1.1 <{ADDRESS}>: Recipient address rejected"})
     async with FaultyRelay(tmp_path / "mail", rules) as relay:
-        settings = relay_settings(tmp_path, relay)
+        settings = relay_settings(tmp_path, relay, mail_delivery="mailer")
         async with in_process_mailer(db, settings) as (outbox, _):
-            request = request_to_mentee(the_mentee.id, the_mentor.id)
+            request = introduction_to_mentee(the_mentee.id, the_mentor.id)
             refused = await asyncio.wait_for(outbox.send(request), timeout=30)
             assert refused.failure == "550 5.1.1"
             assert not await asyncio.wait_for(outbox.resend(request.idempotency_key), 30), (
