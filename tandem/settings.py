@@ -29,12 +29,21 @@ class Settings(BaseSettings):
     #: address, namespace, TLS client certificate, API key, for a self-hosted cluster or
     #: Temporal Cloud. Used when either is set; ``TANDEM_TEMPORAL_ADDRESS`` / ``_NAMESPACE``,
     #: when set, still win. See ``deploy/temporal.toml.example``.
+    temporal_profile: str | None = None
+    temporal_config_file: Path | None = None
     #: When set, ``tandem worker`` and ``tandem gateway`` serve Prometheus metrics (the
     #: Temporal SDK's and Tandem's own) on this port, ``/metrics``.
     metrics_port: int | None = None
     metrics_host: str = "127.0.0.1"
-    temporal_profile: str | None = None
-    temporal_config_file: Path | None = None
+    #: Payload encryption (AES-GCM): ``KEY_ID:BASE64_KEY`` pairs separated by commas, 32-byte
+    #: keys; the first one encrypts, every one decrypts (rotation). Unset: payloads are plain.
+    payload_keys: SecretStr | None = None
+    #: ``tandem codec-server``: where it listens, the bearer token the Web UI must send, and
+    #: the UI origins it answers (CORS), comma-separated.
+    codec_host: str = "127.0.0.1"
+    codec_port: int = 8234
+    codec_token: SecretStr | None = None
+    codec_cors_origins: str = "http://localhost:8233,http://127.0.0.1:8233"
     temporal_ui_port: int = 8233
     task_queue: str = "tandem"
 
