@@ -1,4 +1,5 @@
-# The Tandem image: `tandem worker`, `tandem gateway` and every operator command.
+# The Tandem image: `tandem worker`, `tandem mailer`, `tandem gateway` and every operator
+# command.
 #   docker build -t tandem:0.1.0 .     (docker-compose.yml builds it itself)
 FROM python:3.11.13-slim-bookworm
 
@@ -20,8 +21,9 @@ COPY starter/ starter/
 COPY replies/ replies/
 COPY programs/ programs/
 COPY db/ db/
+# Bytecode made here is all there is: the user below cannot write __pycache__ under /app.
 RUN pip install --editable . \
-    && python -m compileall -q tandem workflows activities starter replies worker.py
+    && python -m compileall -q tandem workflows activities starter replies worker.py mailer.py
 
 # Not root: a fixed numeric id, so runAsNonRoot-style checks can verify it.
 RUN groupadd --system --gid 10001 tandem \
