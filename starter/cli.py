@@ -45,6 +45,7 @@ app.add_typer(mail_cmd.app, name="mail")
 app.add_typer(reply_cmd.app, name="reply")
 app.command("doctor")(doctor_cmd.doctor)
 app.command("export")(privacy_cmds.export)
+app.command("forget")(privacy_cmds.forget)
 app.command("retention")(retention_cmd.retention)
 
 

@@ -113,6 +113,12 @@ class EndRequest(BaseModel):
     reason: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$")
 
 
+class ForgetRequest(BaseModel):
+    """``tandem forget``: the person (the tandem's mentee or a mentor) whose id must go."""
+
+    person_id: str = Field(min_length=1, max_length=200)
+
+
 class CadenceRequest(BaseModel):
     days: float = Field(gt=0, le=730)
 

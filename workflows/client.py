@@ -34,6 +34,7 @@ from tandem.messages import (
     AdvanceRequest,
     CadenceRequest,
     EndRequest,
+    ForgetRequest,
     OperatorResult,
     PauseRequest,
     RematchRequest,
@@ -258,6 +259,17 @@ class TandemClient:
             TandemWorkflow.rematch,
             request,
             update_id=f"rematch-{state.enrolment}-{state.rematches}",
+        )
+        return result
+
+    async def forget(self, mentee_id: str, person_id: str) -> OperatorResult:
+        """Take ``person_id`` (this tandem's mentee or a mentor) out of the running tandem."""
+        digest = hashlib.sha256(person_id.encode()).hexdigest()[:16]
+        result: OperatorResult = await self._update(
+            mentee_id,
+            TandemWorkflow.forget,
+            ForgetRequest(person_id=person_id),
+            update_id=f"forget-{digest}",
         )
         return result
 

@@ -29,6 +29,7 @@ with workflow.unsafe.imports_passed_through():
         Enrolled,
         Event,
         FindMentor,
+        ForgetPerson,
         MailFailed,
         MailsResent,
         MatchFound,
@@ -52,6 +53,7 @@ with workflow.unsafe.imports_passed_through():
         CadenceRequest,
         EffectOutcome,
         EndRequest,
+        ForgetRequest,
         OperatorResult,
         PauseRequest,
         RematchRequest,
@@ -129,6 +131,8 @@ class TandemWorkflow:
         #: The latest deadline whose timer fired (see ``_sleep``).
         self._reached: datetime | None = None
         self._on_timers_only = False
+        #: ``forget``: continue as new at once, so the id stays only in runs to be deleted.
+        self._forgotten = False
 
     # -- the run method owns time ---------------------------------------------------------
 
@@ -159,7 +163,8 @@ class TandemWorkflow:
         if self._pending:
             return False
         return (
-            self._state.phase != self._run_phase
+            self._forgotten
+            or self._state.phase != self._run_phase
             or info.is_continue_as_new_suggested()
             or info.get_current_history_length() > HISTORY_BUDGET
             or self._updates > UPDATE_BUDGET
@@ -389,6 +394,17 @@ class TandemWorkflow:
     @rematch.validator
     def _validate_rematch(self, request: RematchRequest) -> None:
         self._validate(Rematch(expected_rematches=request.expected_rematches))
+
+    @workflow.update
+    async def forget(self, request: ForgetRequest) -> OperatorResult:
+        """``tandem forget``: the person leaves the tandem; the run then continues as new."""
+        result = self._result(await self._handle(ForgetPerson(person_id=request.person_id)))
+        self._forgotten = True
+        return result
+
+    @forget.validator
+    def _validate_forget(self, request: ForgetRequest) -> None:
+        self._validate(ForgetPerson(person_id=request.person_id))
 
     @workflow.update
     async def cadence(self, request: CadenceRequest) -> OperatorResult:

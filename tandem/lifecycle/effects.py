@@ -31,6 +31,7 @@ class Template(StrEnum):
     SHADOWING_ANSWER = "shadowing_answer"
     TANDEM_COMPLETED = "tandem_completed"
     TANDEM_ENDED = "tandem_ended"
+    MENTOR_LEFT = "mentor_left"
     # to the programme office
     NO_MENTOR_COORDINATOR = "no_mentor_coordinator"
     DECISION_ESCALATION_COORDINATOR = "decision_escalation_coordinator"

@@ -70,6 +70,18 @@ class ChangeCadence(BaseModel):
     days: float
 
 
+class ForgetPerson(BaseModel):
+    """``tandem forget`` (GDPR Art. 17): the person leaves the tandem and its state.
+
+    The mentee: the tandem ends; the mentor and the office are told, the mentee is not. The
+    mentor: the mentee is told neutrally and gets a new one. Either way the person's id
+    leaves the state, and the run continues as new, so that only runs about to be deleted
+    still hold it.
+    """
+
+    person_id: str
+
+
 class MailFailed(BaseModel):
     """The relay refused one of the tandem's mails for good (SMTP 5xx)."""
 
@@ -104,6 +116,7 @@ Event = (
     | EndTandem
     | Rematch
     | ChangeCadence
+    | ForgetPerson
     | MailFailed
     | MailsResent
     | EffectsFailed

@@ -38,6 +38,7 @@ from tandem.lifecycle.events import (
     EndTandem,
     Enrolled,
     Event,
+    ForgetPerson,
     MailFailed,
     MailsResent,
     MatchFound,
@@ -69,7 +70,15 @@ KEEP_ANSWER_IDS = 200
 #: Refused mails a tandem remembers for ``tandem retry`` at most.
 KEEP_FAILED_MAILS = 50
 #: What a tandem that needs attention still takes: the fix, the end, and facts about effects.
-_WHILE_STALLED = (RetryRequested, EndTandem, MatchFound, MailFailed, MailsResent, EffectsFailed)
+_WHILE_STALLED = (
+    RetryRequested,
+    EndTandem,
+    ForgetPerson,
+    MatchFound,
+    MailFailed,
+    MailsResent,
+    EffectsFailed,
+)
 
 
 class NeedsAttention(Refused):
@@ -249,6 +258,8 @@ class _Step:
                 self.rematch()
             case ChangeCadence():
                 self.change_cadence(event.days)
+            case ForgetPerson():
+                self.forget(event.person_id)
             case MailFailed():
                 self.mail_failed(event.mail)
             case MailsResent():
@@ -522,7 +533,15 @@ class _Step:
         self.mail_pair(Template.RESUMED)
         self.record(kind)
 
-    def end(self, status: TandemStatus, kind: str, template: Template, by: str = "") -> None:
+    def end(
+        self,
+        status: TandemStatus,
+        kind: str,
+        template: Template,
+        by: str = "",
+        *,
+        tell_mentee: bool = True,
+    ) -> None:
         """Completed or ended: tell the mentee (and the mentor, if matched), release the seat,
         revoke every reply token of the tandem, tell the office if it ended."""
         s = self.s
@@ -531,7 +550,8 @@ class _Step:
         if s.mentor_id is not None:
             self.effects.append(ReleaseSeat(mentee_id=s.mentee_id, mentor_id=s.mentor_id))
         facts = {"by": by} if by else {}
-        self.mail(template, Role.MENTEE, facts=facts)
+        if tell_mentee:
+            self.mail(template, Role.MENTEE, facts=facts)
         if was_matched:
             self.mail(template, Role.MENTOR, facts=facts)
         if status is TandemStatus.ENDED:
@@ -613,6 +633,33 @@ class _Step:
         s.next_match_at = self.now
         self.record("rematch_by_office")
         self.message = "looking for a new mentor"
+
+    def forget(self, person_id: str) -> None:
+        """``tandem forget``: the mentee's tandem ends without a mail to them; a mentor leaves
+        it (the mentee is told neutrally and gets another). The id leaves the state."""
+        s = self.s
+        if person_id == s.mentee_id:
+            s.end_reason = "erasure"
+            self.end(
+                TandemStatus.ENDED,
+                "ended_by_office",
+                Template.TANDEM_ENDED,
+                "office",
+                tell_mentee=False,
+            )
+            self.message = "ended; the mentee is not written to"
+        elif person_id == s.mentor_id:
+            self.mail(Template.MENTOR_LEFT, Role.MENTEE)
+            self.unmatch()
+            s.rematches -= 1  # not the pair's doing: it does not count against the limit
+            s.status = TandemStatus.MATCHING
+            s.paused_until = None
+            s.next_match_at = self.now
+            self.record("mentor_left")
+            self.message = "the mentor left; looking for a new one"
+        else:
+            self.message = "nothing to change"
+        s.excluded_mentor_ids = [m for m in s.excluded_mentor_ids if m != person_id]
 
     def change_cadence(self, days: float) -> None:
         s = self.s
