@@ -13,11 +13,12 @@ import asyncio
 import contextlib
 import hashlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import structlog
+from asyncpg.pool import PoolConnectionProxy
 
 from activities import metrics
 from replies.pipeline import Inbound, Pipeline, RetryLater, Verdict, VerdictKind
@@ -214,6 +215,8 @@ class Inbox:
 
     async def _decided(self, mail: Inbound, verdict: Verdict, attempts: int) -> None:
         async with self._pool.acquire() as conn, conn.transaction():
+            if verdict.kind is VerdictKind.ACCEPTED and verdict.reason == "answered":
+                verdict = await self._once(conn, verdict)
             await conn.execute(
                 """
                 INSERT INTO reply_verdicts (inbound_id, received_at, message_id_hash, verdict,
@@ -245,6 +248,23 @@ class Inbox:
             intent=verdict.intent,
             attempts=attempts,
         )
+
+    @staticmethod
+    async def _once(conn: PoolConnectionProxy[asyncpg.Record], verdict: Verdict) -> Verdict:
+        """Copies of one reply decided at once (a primary and a backup MX handed it to two
+        gateways) were both taken by the workflow as one answer (the update id is the
+        answer's), and both found no verdict before them: the first to be recorded is the
+        answer, any other a duplicate. Serialised per Message-ID hash for this transaction."""
+        await conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+            "tandem-reply/" + verdict.message_id_hash,
+        )
+        answered = await conn.fetchval(
+            "SELECT 1 FROM reply_verdicts WHERE message_id_hash = $1 AND verdict = 'accepted'"
+            " AND reason = 'answered' LIMIT 1",
+            verdict.message_id_hash,
+        )
+        return verdict if answered is None else replace(verdict, reason="duplicate")
 
 
 def _raw_hash(raw: bytes) -> str:
