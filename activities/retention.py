@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import asyncpg
 from temporalio import activity
 
+from activities.erasure import erase, new_pseudonym
 from activities.people import Conn
 from tandem.retention import RetentionPolicy, SweepResult
 
@@ -16,18 +17,33 @@ from tandem.retention import RetentionPolicy, SweepResult
 #: Only sent mails: a refused one is sent again, with its text, once its address is corrected.
 _MAILS_PAST = "FROM outbox WHERE sent_at < $1 AND body <> ''"
 _VERDICTS_PAST = "FROM reply_verdicts WHERE decided_at < $1"
+#: Mentees whose tandem closed longer ago than its programme keeps it (the projection's last
+#: change is the close); an id erased already is a pseudonym and no longer on file.
+_CLOSED_PAST = (
+    "SELECT t.mentee_id FROM tandems t JOIN programs p ON p.id = t.program"
+    " WHERE t.status IN ('completed', 'ended')"
+    " AND t.updated_at < $1::timestamptz - coalesce((p.rules->>'closed_tandem_retention')::interval,"
+    " interval '730 days')"
+    " AND EXISTS (SELECT 1 FROM mentees m WHERE m.id = t.mentee_id)"
+    " ORDER BY t.mentee_id"
+)
 
 
 async def sweep(
     conn: Conn, policy: RetentionPolicy, now: datetime, *, dry_run: bool
 ) -> SweepResult:
     mail_cutoff, verdict_cutoff = policy.mail_cutoff(now), policy.verdict_cutoff(now)
+    closed = [r["mentee_id"] for r in await conn.fetch(_CLOSED_PAST, now)]
     if dry_run:
         return SweepResult(
             dry_run=True,
             mail_bodies=await conn.fetchval(f"SELECT count(*) {_MAILS_PAST}", mail_cutoff),
             reply_verdicts=await conn.fetchval(f"SELECT count(*) {_VERDICTS_PAST}", verdict_cutoff),
+            closed_tandems=len(closed),
         )
+    # Each mentee in a transaction of its own: a retried activity finds those done gone.
+    for mentee_id in closed:
+        await erase(conn, mentee_id, new_pseudonym())
     async with conn.transaction():
         mails = await conn.execute(
             "UPDATE outbox SET subject = '', body = '', to_address = '', reply_to = NULL"
@@ -39,6 +55,7 @@ async def sweep(
         dry_run=False,
         mail_bodies=_count(mails),
         reply_verdicts=_count(verdicts),
+        closed_tandems=len(closed),
     )
 
 

@@ -66,7 +66,8 @@ def retention(
 ) -> None:
     """Set up the daily retention sweep (a Temporal Schedule), or with --dry-run show what it
     would remove now: mail texts and addresses past TANDEM_RETENTION_MAIL_BODY_DAYS, reply
-    verdicts past TANDEM_RETENTION_REPLY_VERDICT_DAYS."""
+    verdicts past TANDEM_RETENTION_REPLY_VERDICT_DAYS, and the mentees of tandems closed
+    longer ago than their programme's closed_tandem_retention."""
     settings = get_settings()
     policy = retention_policy(settings)
 
@@ -97,7 +98,9 @@ def retention(
         console.print(
             f"the next sweep removes the text and address of {data['mail_bodies']} sent mails"
             f" (older than {policy.mail_body_days} days) and {data['reply_verdicts']} reply"
-            f" verdicts (older than {policy.reply_verdict_days} days)",
+            f" verdicts (older than {policy.reply_verdict_days} days), and erases the"
+            f" mentees of {data['closed_tandems']} tandems closed longer than their"
+            " programme keeps them",
             highlight=False,
         )
     else:

@@ -58,6 +58,9 @@ class Program(BaseModel):
     waiting_retry_every: Duration = timedelta(days=1)
     phase_check_lead: Duration = timedelta(days=30)
     reply_token_valid_for: Duration = timedelta(days=60)
+    #: How long a closed tandem's mentee stays on file (name, address, the tandem's mail
+    #: texts); then the retention sweep erases them as ``tandem forget`` does, counts stay.
+    closed_tandem_retention: Duration = timedelta(days=730)
 
     @model_validator(mode="after")
     def _check(self) -> Program:

@@ -3,8 +3,10 @@
 A sweep (``workflows/retention.py``, run daily by a Temporal Schedule) removes what is past
 its period: the text and address of a mail N days after it was sent (the outbox
 row keeps its key, Message-ID and dates, so a retried send still finds it done), and the
-gateway's verdicts on replies after M days. Mails not sent (yet, or refused) are never
-touched: they still have to go out.
+gateway's verdicts on replies after M days, and the mentee of a tandem closed longer ago
+than its programme's ``closed_tandem_retention`` (erased as ``tandem forget`` does: their
+row, addresses and mail texts go, their id becomes a pseudonym in the counts). Mails not sent
+(yet, or refused) are never touched: they still have to go out.
 """
 
 from __future__ import annotations
@@ -43,3 +45,5 @@ class SweepResult(BaseModel):
     dry_run: bool
     mail_bodies: int = 0
     reply_verdicts: int = 0
+    #: Mentees of tandems closed longer than their programme keeps them, erased.
+    closed_tandems: int = 0

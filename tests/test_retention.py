@@ -115,3 +115,80 @@ async def test_the_sweep_purges_only_what_is_past_its_period_and_the_schedule_ru
     code, out, err = await tandem_cli(env, "retention", "--dry-run")
     assert code == 0, err
     assert "0 sent mails" in out and "0 reply" in out
+
+
+async def _closed_tandem(db: asyncpg.Pool, mentee_id: str, status: str, days_ago: float) -> None:
+    """A mentee on file with a tandem that closed (or changed last) ``days_ago``, with its
+    events and a sent mail that names them, as the workflow leaves them."""
+    at = NOW - timedelta(days=days_ago)
+    await db.execute(
+        "INSERT INTO mentees (id, first_name, last_name, email, program, phase)"
+        " VALUES ($1, 'Friederike', $2, $3, 'stipendium-hausarzt', 'study')",
+        mentee_id,
+        f"Kühn-{mentee_id}",
+        f"{mentee_id.lower()}@uni.example.org",
+    )
+    await db.execute(
+        "INSERT INTO tandems (mentee_id, program, phase, status, mentor_id, updated_at)"
+        " VALUES ($1, 'stipendium-hausarzt', 'study', $2, 'M-ret', $3)",
+        mentee_id,
+        status,
+        at,
+    )
+    for seq, kind in enumerate(("enrolled", status), start=1):
+        await db.execute(
+            "INSERT INTO tandem_events (mentee_id, seq, at, kind, status, phase, mentor_id)"
+            " VALUES ($1, $2, $3, $4, $5, 'study', 'M-ret')",
+            mentee_id,
+            seq,
+            at,
+            kind,
+            status,
+        )
+    await db.execute(
+        "INSERT INTO outbox (idempotency_key, message_id, mentee_id, recipient_role,"
+        " recipient_id, template, to_address, subject, body, created_at, sent_at)"
+        " VALUES ($1, $2, $3, 'mentee', $3, 'tandem_ended', $4, 'Ihr Tandem', $5, $6, $6)",
+        f"{mentee_id}/e1/9/tandem_ended/mentee",
+        f"<{uuid.uuid4().hex}@tandem.invalid>",
+        mentee_id,
+        f"{mentee_id.lower()}@uni.example.org",
+        f"Guten Tag Friederike Kühn-{mentee_id}",
+        at,
+    )
+
+
+async def test_a_closed_tandems_mentee_is_erased_after_the_programmes_retention(
+    db: asyncpg.Pool,
+) -> None:
+    """With the clock set forward past ``closed_tandem_retention`` (730 days by default),
+    the sweep erases the mentee of a closed tandem; a recent or a running one stays."""
+    from activities.erasure import scan
+    from activities.people import upsert_programs
+    from activities.retention import sweep
+    from tandem.programs import load_programs
+    from tandem.retention import RetentionPolicy
+
+    async with db.acquire() as conn:
+        await upsert_programs(conn, load_programs(Settings().programs_dir))
+    old, recent, running = (f"S-{uuid.uuid4().hex[:6]}" for _ in range(3))
+    await _closed_tandem(db, old, "completed", days_ago=40)
+    await _closed_tandem(db, recent, "ended", days_ago=5)
+    await _closed_tandem(db, running, "active", days_ago=40)
+    events_before = await db.fetchval("SELECT count(*) FROM tandem_events")
+    later = NOW + timedelta(days=700)  # 740 days after the first closed, 705 after the second
+
+    async with db.acquire() as conn:
+        planned = await sweep(conn, RetentionPolicy(), later, dry_run=True)
+        assert planned.closed_tandems == 1
+        assert await scan(conn, [old]) != {}, "a dry run changes nothing"
+        done = await sweep(conn, RetentionPolicy(), later, dry_run=False)
+        assert done.closed_tandems == 1
+        assert await scan(conn, [old, f"Kühn-{old}", f"{old.lower()}@uni.example.org"]) == {}
+        for kept in (recent, running):
+            assert await conn.fetchval("SELECT count(*) FROM mentees WHERE id = $1", kept) == 1
+        again = await sweep(conn, RetentionPolicy(), later, dry_run=False)
+        assert again.closed_tandems == 0, "a second sweep finds nothing more"
+    assert await db.fetchval("SELECT count(*) FROM tandem_events") == events_before
+    statuses = sorted(r["status"] for r in await db.fetch("SELECT status FROM tandems"))
+    assert statuses == ["active", "completed", "ended"], "the counts stay"
