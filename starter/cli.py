@@ -9,6 +9,7 @@ import sys
 import typer
 
 from starter import (
+    codec_cmd,
     dev_cmd,
     doctor_cmd,
     gateway_cmd,
@@ -35,6 +36,7 @@ app.command("dev")(dev_cmd.dev)
 app.command("worker")(worker_cmd.worker)
 app.command("gateway")(gateway_cmd.gateway)
 app.command("mailer")(mailer_cmd.mailer)
+app.command("codec-server")(codec_cmd.codec_server)
 app.add_typer(import_cmd.app, name="import")
 app.command("enroll")(tandem_cmds.enroll)
 app.command("status")(tandem_cmds.status)

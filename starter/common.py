@@ -13,12 +13,12 @@ from typing import Any, NoReturn, TypeVar
 import typer
 from rich.console import Console
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.envconfig import ClientConfigProfile
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.service import RPCError
 
 from tandem.settings import Settings, get_settings
+from workflows.codec import PayloadKeyError, data_converter
 
 T = TypeVar("T")
 
@@ -122,11 +122,13 @@ async def connect_temporal(
     """A client; with ``serve_metrics`` (a worker, a gateway) on a runtime serving metrics."""
     settings = settings or get_settings()
     config = temporal_connect_config(settings)
+    try:
+        converter = data_converter(settings)
+    except PayloadKeyError as err:
+        raise CommandError(str(err)) from None
     runtime = metrics_runtime(settings) if serve_metrics else None
     try:
-        return await Client.connect(
-            **config, data_converter=pydantic_data_converter, runtime=runtime
-        )
+        return await Client.connect(**config, data_converter=converter, runtime=runtime)
     except RuntimeError as err:
         fix = (
             "start `tandem dev` first"

@@ -1,7 +1,7 @@
 """``tandem dev``: the whole stack on one machine, started in order, stopped in reverse.
 
-PostgreSQL -> schema and programmes -> Temporal dev server -> mail sink -> worker -> reply
-gateway -> demo.
+PostgreSQL -> schema and programmes -> codec server (with TANDEM_PAYLOAD_KEYS) -> Temporal dev
+server -> mail sink -> worker -> reply gateway -> demo.
 Everything started is registered on one exit stack, so whatever happens (Ctrl-C, SIGTERM, a
 part dying, a failed start) the parts already running are stopped, newest first.
 """
@@ -31,6 +31,7 @@ from activities.db import migrate
 from activities.people import upsert_programs
 from replies.service import ReplyGateway
 from starter import devstack
+from starter.codec_cmd import CodecServer
 from starter.common import CommandError, console, dsn_file, err_console, fail
 from starter.devstack import DevStackError, TemporalDevServer
 from starter.gateway_cmd import start_gateway
@@ -41,6 +42,7 @@ from starter.tandem_cmds import enroll_ids, wake_waiting_tandems
 from tandem.logging import configure_logging
 from tandem.programs import Program, ProgramError, load_programs
 from tandem.settings import PROJECT_ROOT, Settings, get_settings
+from workflows.codec import PayloadKeyError, encrypts, payload_codec
 
 log = structlog.get_logger(__name__)
 
@@ -64,6 +66,10 @@ def dev(
     settings = get_settings()
     configure_logging(settings.log_format, settings.log_level)
     try:
+        payload_codec(settings)  # a malformed key is one line before anything starts
+    except PayloadKeyError as err:
+        fail(str(err))
+    try:
         with devstack.single_instance(settings.home):
             devstack.stop_leftover_temporal(settings.home)
             devstack.forget_dead_postgres_handles(settings.home / "pgdata")
@@ -86,6 +92,7 @@ class Running:
     worker: asyncio.Task[None]
     gateway: ReplyGateway
     demo: tuple[int, int] | None = None  # (demo mentees enrolled, of which started now)
+    codec: CodecServer | None = None  # with TANDEM_PAYLOAD_KEYS: the Web UI decodes through it
 
 
 async def run_stack(
@@ -137,7 +144,8 @@ async def _start(stack: AsyncExitStack, settings: Settings, *, demo: bool) -> Ru
         programs = load_programs(settings.programs_dir)
         dsn = await _start_postgres(stack, settings)
         await _prepare_database(dsn, programs)
-        temporal = TemporalDevServer(settings)
+        codec = await _start_codec_server(stack, settings)
+        temporal = TemporalDevServer(settings, codec_endpoint=codec.url if codec else None)
         stack.push_async_callback(temporal.stop)
         client = await temporal.start()
         sink = await _start_sink(stack, settings)
@@ -146,7 +154,13 @@ async def _start(stack: AsyncExitStack, settings: Settings, *, demo: bool) -> Ru
         gateway = await start_gateway(stack, settings, dsn, client=client)
         log.info("gateway_ready", port=gateway.port)
         running = Running(
-            dsn=dsn, client=client, temporal=temporal, sink=sink, worker=worker, gateway=gateway
+            dsn=dsn,
+            client=client,
+            temporal=temporal,
+            sink=sink,
+            worker=worker,
+            gateway=gateway,
+            codec=codec,
         )
         if demo:
             running.demo = await load_demo(settings, dsn, client, programs)
@@ -190,6 +204,20 @@ async def _prepare_database(dsn: str, programs: dict[str, Program]) -> None:
     finally:
         await conn.close()
     log.info("database_ready", migrations_applied=applied, programs=sorted(programs))
+
+
+async def _start_codec_server(stack: AsyncExitStack, settings: Settings) -> CodecServer | None:
+    """With encrypted payloads, the codec server the Web UI decodes them through; it answers
+    the UI's own origins too, whatever TANDEM_TEMPORAL_UI_PORT says."""
+    if not encrypts(settings):
+        return None
+    host, _ = devstack.split_address(settings.temporal_address)
+    hosts = {f"[{host}]" if ":" in host else host, "127.0.0.1", "localhost"}
+    ui = [f"http://{h}:{settings.temporal_ui_port}" for h in hosts]
+    server = CodecServer(settings, extra_origins=ui)
+    await server.start()
+    stack.push_async_callback(server.stop)
+    return server
 
 
 async def _start_sink(stack: AsyncExitStack, settings: Settings) -> MailSink:
@@ -353,6 +381,12 @@ def _print_ready(settings: Settings, running: Running) -> None:
     grid.add_column()
     grid.add_row("Temporal UI", f"http://{host}:{settings.temporal_ui_port}")
     grid.add_row("Temporal", f"{host}:{port} (namespace {settings.temporal_namespace})")
+    if running.codec is not None:
+        grid.add_row(
+            "Codec server",
+            f"{running.codec.url}: payloads encrypted (key {running.codec.codec.key_id}),"
+            " the UI decodes them here",
+        )
     grid.add_row("PostgreSQL", _describe_database(settings))
     grid.add_row(
         "Mail", f"kept in {_shown(settings.mail_dir)} (port {running.sink.port}): tandem mail list"

@@ -33,6 +33,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from starter.common import CommandError, connect_temporal
 from tandem.settings import Settings
 from workflows import search_attributes as sa
+from workflows.codec import encrypts
 
 log = structlog.get_logger(__name__)
 
@@ -125,7 +126,11 @@ def planned_ports(settings: Settings) -> list[PortUse]:
         PortUse(
             settings.gateway_host, settings.gateway_port, "reply gateway", "TANDEM_GATEWAY_PORT"
         ),
-    ]
+    ] + (
+        [PortUse(settings.codec_host, settings.codec_port, "codec server", "TANDEM_CODEC_PORT")]
+        if encrypts(settings)
+        else []
+    )
 
 
 def port_in_use(host: str, port: int) -> bool:
@@ -173,8 +178,11 @@ def find_temporal_binary() -> str:
     raise DevStackError("the temporal CLI was not found: install the dev stack (make dev)")
 
 
-def temporal_command(settings: Settings, binary: str) -> list[str]:
-    """The ``temporal server start-dev`` command line for these settings."""
+def temporal_command(
+    settings: Settings, binary: str, codec_endpoint: str | None = None
+) -> list[str]:
+    """The ``temporal server start-dev`` command line for these settings; with
+    ``codec_endpoint`` the Web UI decodes payloads through that codec server."""
     host, port = split_address(settings.temporal_address)
     ip = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][4][0]
     cmd = [
@@ -196,6 +204,8 @@ def temporal_command(settings: Settings, binary: str) -> list[str]:
     ]
     if settings.temporal_namespace != "default":
         cmd += ["--namespace", settings.temporal_namespace]
+    if codec_endpoint:
+        cmd += ["--ui-codec-endpoint", codec_endpoint]
     for name, kind in SEARCH_ATTRIBUTES.items():
         cmd += ["--search-attribute", f"{name}={kind}"]
     return cmd
@@ -232,10 +242,16 @@ class TemporalDevServer:
     """
 
     def __init__(
-        self, settings: Settings, *, binary: str | None = None, ready_timeout: float = 60.0
+        self,
+        settings: Settings,
+        *,
+        binary: str | None = None,
+        ready_timeout: float = 60.0,
+        codec_endpoint: str | None = None,
     ) -> None:
         self.settings = settings
         self.binary = binary or find_temporal_binary()
+        self.codec_endpoint = codec_endpoint
         self.ready_timeout = ready_timeout
         self.log_path = settings.home / TEMPORAL_LOG
         self._pid_path = settings.home / TEMPORAL_PID
@@ -258,7 +274,7 @@ class TemporalDevServer:
         with self.log_path.open("ab") as out:
             self._log_offset = out.tell()
             self._proc = await asyncio.create_subprocess_exec(
-                *temporal_command(self.settings, self.binary),
+                *temporal_command(self.settings, self.binary, self.codec_endpoint),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=out,
                 stderr=out,

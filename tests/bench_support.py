@@ -11,7 +11,6 @@ from pathlib import Path
 
 import asyncpg
 from pydantic import SecretStr
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from activities.db import migrate
@@ -21,6 +20,7 @@ from tandem.settings import Settings
 from tests.conftest import register_search_attributes
 from tests.support import BIN
 from workflows import search_attributes as sa
+from workflows.codec import data_converter
 
 
 @dataclass
@@ -34,7 +34,7 @@ class Stack:
 
 async def _dev_server() -> WorkflowEnvironment:
     return await WorkflowEnvironment.start_local(
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter(Settings()),
         dev_server_existing_path=str(BIN / "temporal"),
         search_attributes=sa.ALL,
     )
@@ -42,7 +42,7 @@ async def _dev_server() -> WorkflowEnvironment:
 
 async def _time_skipping() -> WorkflowEnvironment:
     env = await WorkflowEnvironment.start_time_skipping(
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter(Settings()),
         test_server_existing_path=str(BIN / "temporal-test-server"),
     )
     await register_search_attributes(env.client)

