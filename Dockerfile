@@ -1,5 +1,5 @@
-# The Tandem image: `tandem worker`, `tandem mailer`, `tandem gateway` and every operator
-# command.
+# The Tandem image: `tandem worker`, `tandem mailer`, `tandem gateway`, `tandem codec-server`
+# and every operator command.
 #   docker build -t tandem:0.1.0 .     (docker-compose.yml builds it itself)
 FROM python:3.11.13-slim-bookworm
 

@@ -55,6 +55,7 @@ REQUIRED_SERVICES = {
     "temporal",
     "temporal-setup",
     "temporal-ui",
+    "codec-server",
     "migrate",
     "retention-schedule",
     "worker",
@@ -64,14 +65,15 @@ REQUIRED_SERVICES = {
 }
 #: Run once and exit 0; every other service runs until stopped.
 ONE_SHOT_SERVICES = {"temporal-schema", "temporal-setup", "migrate", "retention-schedule"}
-#: Services of the project's image; each works on Tandem's database.
-PROJECT_SERVICES = {"migrate", "retention-schedule", "worker", "mailer", "gateway"}
-DATABASE_SERVICES = PROJECT_SERVICES
+#: Services of the project's image; all but the codec server work on Tandem's database.
+PROJECT_SERVICES = {"migrate", "retention-schedule", "worker", "mailer", "gateway", "codec-server"}
+DATABASE_SERVICES = PROJECT_SERVICES - {"codec-server"}
 #: The long-running project services: each runs a `tandem` subcommand.
 RUNNING_SERVICES = {
     "worker": "worker",
     "mailer": "mailer",
     "gateway": "gateway",
+    "codec-server": "codec-server",
 }
 #: Those that work on tandems wait for the database schema and Temporal's namespace.
 SETUP_WAITERS = {"worker", "mailer", "gateway"}
@@ -82,7 +84,7 @@ PUBLIC_SERVICES = {"gateway"}
 SECRET_NAME = re.compile(
     r"(PASSWORD|PWD|SECRET|TOKEN|CREDENTIALS?|PRIVATE_KEY|API_KEY|PAYLOAD_KEYS)$", re.I
 )
-REQUIRED_SECRETS = {"POSTGRES_PASSWORD", "TANDEM_REPLY_TOKEN_SECRET"}
+REQUIRED_SECRETS = {"POSTGRES_PASSWORD", "TANDEM_REPLY_TOKEN_SECRET", "TANDEM_PAYLOAD_KEYS"}
 
 #: What the images read, from their own configuration templates (temporalio/server 1.29's
 #: docker/config_template.yaml, temporalio/ui 2.34's server/docker/config-template.yaml) and
@@ -572,6 +574,7 @@ def test_infrastructure_is_wired(monkeypatch: pytest.MonkeyPatch) -> None:
         assert dsn.path == f"/{environment(postgres)['POSTGRES_DB']}"
         assert dsn.password == dot["POSTGRES_PASSWORD"]
         assert settings.temporal_address == "temporal:7233"
+        assert settings.payload_keys is not None, f"{name} cannot read encrypted payloads"
         assert settings.log_format == "json"
         # Trials relay through Mailpit's SMTP port unless .env names the organisation's relay.
         assert (settings.smtp_host, settings.smtp_port) == ("mailpit", 1025)
@@ -591,6 +594,42 @@ def test_settings_in_env_reach_the_tandem_services(monkeypatch: pytest.MonkeyPat
         assert settings.reply_token_secret.get_secret_value() == dot["TANDEM_REPLY_TOKEN_SECRET"]
     fixed = container_env("worker", dot | {"TANDEM_TEMPORAL_ADDRESS": "elsewhere:7233"})
     assert fixed["TANDEM_TEMPORAL_ADDRESS"] == "temporal:7233"
+
+
+def test_codec_server_gets_the_keys_and_nothing_else(monkeypatch: pytest.MonkeyPatch) -> None:
+    # It answers browsers: no database, relay or reply secret in its environment.
+    dot = filled_dotenv()
+    env = container_env("codec-server", dot)
+    assert set(env) <= {"TANDEM_PAYLOAD_KEYS", "TANDEM_LOG_FORMAT", "TANDEM_LOG_LEVEL"} | {
+        v for v in env if v.startswith("TANDEM_CODEC_")
+    }, set(env)
+    assert not any(value == dot["POSTGRES_PASSWORD"] for value in env.values())
+    settings = settings_from(env, monkeypatch)
+    assert settings.payload_keys is not None
+    assert settings.payload_keys.get_secret_value() == dot["TANDEM_PAYLOAD_KEYS"]
+
+
+def test_the_ui_reaches_the_codec_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The UI's codec endpoint is the codec server's published port, as the browser beside
+    the UI reaches it, and the codec server answers the UI's origin (CORS)."""
+    dot = filled_dotenv()
+    ui_env = container_env("temporal-ui", dot)
+    endpoint = urlsplit(ui_env["TEMPORAL_CODEC_ENDPOINT"])
+    assert endpoint.scheme == "http" and endpoint.hostname in _LOOPBACK
+    codec = settings_from(container_env("codec-server", dot), monkeypatch)
+    assert codec.codec_host == "0.0.0.0"  # reachable through the published port
+    published = {
+        (host, port): target for host, port, target, _ in port_mappings(SERVICES["codec-server"])
+    }
+    assert published.get((endpoint.hostname, endpoint.port)) == codec.codec_port, (
+        f"{endpoint.geturl()} is not the codec server's port ({published})"
+    )
+    origins = {o.strip().rstrip("/") for o in codec.codec_cors_origins.split(",")}
+    for host, port, _, _ in port_mappings(SERVICES["temporal-ui"]):
+        for name in ("127.0.0.1", "localhost") if host in _LOOPBACK else (host,):
+            assert f"http://{name}:{port}" in origins, f"the UI at {name}:{port} is refused"
+    # No fixed token the UI cannot send, unless .env sets one.
+    assert codec.codec_token is None or not codec.codec_token.get_secret_value()
 
 
 def test_temporal_reads_the_dynamic_config_file() -> None:
@@ -711,6 +750,7 @@ def test_ports_are_published_on_loopback_only() -> None:
 TANDEM_HEALTH = {
     "worker": ("TANDEM_METRICS_PORT", "TANDEM_METRICS_HOST", "http"),
     "gateway": ("TANDEM_GATEWAY_PORT", "TANDEM_GATEWAY_HOST", "smtp"),
+    "codec-server": ("TANDEM_CODEC_PORT", "TANDEM_CODEC_HOST", "tcp"),
     "mailer": ("TANDEM_SMTP_PORT", None, "smtp"),  # its relay, wherever that is
 }
 
