@@ -22,8 +22,8 @@ _VERDICTS_PAST = "FROM reply_verdicts WHERE decided_at < $1"
 _CLOSED_PAST = (
     "SELECT t.mentee_id FROM tandems t JOIN programs p ON p.id = t.program"
     " WHERE t.status IN ('completed', 'ended')"
-    " AND t.updated_at < $1::timestamptz - coalesce((p.rules->>'closed_tandem_retention')::interval,"
-    " interval '730 days')"
+    " AND t.updated_at < $1::timestamptz"
+    " - coalesce((p.rules->>'closed_tandem_retention')::interval, interval '730 days')"
     " AND EXISTS (SELECT 1 FROM mentees m WHERE m.id = t.mentee_id)"
     " ORDER BY t.mentee_id"
 )
