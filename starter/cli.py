@@ -21,6 +21,7 @@ from starter import (
     reply_cmd,
     retention_cmd,
     tandem_cmds,
+    who_cmd,
     worker_cmd,
 )
 from starter.common import err_console
@@ -48,6 +49,7 @@ app.add_typer(reply_cmd.app, name="reply")
 app.command("doctor")(doctor_cmd.doctor)
 app.command("export")(privacy_cmds.export)
 app.command("forget")(privacy_cmds.forget)
+app.command("who")(who_cmd.who_cmd)
 app.command("retention")(retention_cmd.retention)
 
 
