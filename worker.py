@@ -99,12 +99,17 @@ async def run_worker(
 
 async def main() -> None:
     """``python worker.py`` / ``tandem worker``: connect and serve until SIGINT/SIGTERM."""
-    from starter.common import connect_temporal, database_url, stop_on_signals
+    from starter.common import CommandError, connect_temporal, database_url, stop_on_signals
     from tandem.logging import configure_logging
+    from tandem.programs import ProgramError, load_programs
     from tandem.settings import get_settings
 
     settings = get_settings()
     configure_logging(settings.log_format, settings.log_level)
+    try:  # a broken programme file is refused now, not at some tandem's next mail
+        load_programs(settings.programs_dir)
+    except ProgramError as err:
+        raise CommandError(str(err)) from None
     stop = stop_on_signals()
     client = await connect_temporal(settings, serve_metrics=True)
     await run_worker(settings, database_url(settings), client, stop=stop)

@@ -33,7 +33,10 @@ class CommandError(Exception):
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    err_console.print(f"error: {message}", highlight=False, soft_wrap=True)
+    """Each line of ``message`` as an ``error:`` line (a file with several problems names
+    each on its own line), then exit."""
+    for line in message.splitlines() or [""]:
+        err_console.print(f"error: {line}", highlight=False, markup=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
