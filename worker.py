@@ -12,6 +12,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from activities import metrics
 from activities.db import create_pool
+from activities.digest import DigestActivities
 from activities.effects import EffectActivities
 from activities.heartbeat import HeartbeatWhileRunning
 from activities.mail import Outbox, Sender
@@ -21,6 +22,7 @@ from activities.scrub import ScrubFailures
 from tandem.programs import ProgramCatalog
 from tandem.retention import retention_policy
 from tandem.settings import Settings
+from workflows.digest import DigestWorkflow
 from workflows.retention import RetentionSweepWorkflow
 from workflows.tandem import TandemWorkflow
 
@@ -50,10 +52,11 @@ def build_worker(
 ) -> Worker:
     """One place that lists what the worker runs (the tests build theirs here too)."""
     swept = retention or RetentionActivities(effects.pool, retention_policy(settings))
+    digests = DigestActivities(effects.pool, settings, effects.outbox)
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,
-        workflows=[TandemWorkflow, RetentionSweepWorkflow],
+        workflows=[TandemWorkflow, RetentionSweepWorkflow, DigestWorkflow],
         workflow_runner=workflow_runner(),
         # On shutdown (a deploy, Ctrl-C) the running transition's effects finish first.
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
@@ -63,6 +66,7 @@ def build_worker(
             matching.find_mentor,
             effects.carry_out,
             swept.sweep_retention,
+            digests.send_digests,
         ],
     )
 

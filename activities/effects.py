@@ -31,6 +31,10 @@ class EffectActivities:
     def pool(self) -> asyncpg.Pool:
         return self._pool
 
+    @property
+    def outbox(self) -> Outbox:
+        return self._outbox
+
     @activity.defn
     async def carry_out(self, batch: EffectBatch) -> EffectOutcome:
         """Returns the mails the relay refused for good (the tandem records them and goes on)

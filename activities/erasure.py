@@ -151,6 +151,15 @@ async def erase(conn: Conn, person_id: str, pseudonym: str) -> dict[str, int]:
                 tandems,
             ),
         )
+        # The office's digests name them beside their id: those texts go too.
+        add(
+            "outbox",
+            await conn.execute(
+                "UPDATE outbox SET subject = '', body = '' WHERE template = 'digest_coordinator'"
+                " AND body <> '' AND strpos(lower(body), lower($1)) > 0",
+                person_id,
+            ),
+        )
         add(
             "outbox",
             await conn.execute(

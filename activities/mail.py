@@ -33,6 +33,7 @@ from activities.people import Conn, get_mentee, get_mentor
 from activities.smtp import MailRefused
 from tandem.answers import RequestKind, request_id
 from tandem.mail import (
+    RenderedMail,
     bare_message_id,
     mail_context,
     message_id,
@@ -128,6 +129,41 @@ class Outbox:
             )
             if self._after_accept is not None:
                 await self._after_accept(request)
+        return receipt
+
+    async def send_to_office(
+        self, key: str, *, label: str, template: str, to_address: str, mail: RenderedMail
+    ) -> MailReceipt:
+        """A mail the office gets that no tandem sends (the digest): rendered by the caller,
+        stored under ``key`` (``label`` stands where a tandem's mentee id would) and sent
+        once, the same way as a tandem's mail. It invites no reply: no reply token."""
+        async with self._pool.acquire() as conn:
+            async with conn.transaction():
+                inserted = await conn.fetchval(
+                    """
+                    INSERT INTO outbox (idempotency_key, message_id, mentee_id, recipient_role,
+                                        recipient_id, template, to_address, reply_to, subject,
+                                        body)
+                    VALUES ($1, $2, $3, 'coordinator', NULL, $4, $5, NULL, $6, $7)
+                    ON CONFLICT (idempotency_key) DO NOTHING
+                    RETURNING 1
+                    """,
+                    key,
+                    message_id(key, self._settings.mail_domain),
+                    label,
+                    template,
+                    to_address,
+                    mail.subject,
+                    mail.body,
+                )
+                if inserted and self._hand_over:
+                    await conn.execute("SELECT pg_notify($1, $2)", HANDED_OVER, key)
+            if self._done is None:
+                receipt = await self._deliver(conn, key)
+        if self._done is not None:
+            receipt = await self._done.outcome(key)
+        if receipt.newly_sent:
+            log.info("mail_sent", key=key, template=template, to_role="coordinator")
         return receipt
 
     async def resend(self, idempotency_key: str) -> bool:

@@ -11,6 +11,7 @@ import typer
 from starter import (
     codec_cmd,
     dev_cmd,
+    digest_cmd,
     doctor_cmd,
     gateway_cmd,
     import_cmd,
@@ -51,6 +52,7 @@ app.command("export")(privacy_cmds.export)
 app.command("forget")(privacy_cmds.forget)
 app.command("who")(who_cmd.who_cmd)
 app.command("retention")(retention_cmd.retention)
+app.command("digest")(digest_cmd.digest)
 
 
 def main() -> None:

@@ -34,6 +34,7 @@ from starter import devstack
 from starter.codec_cmd import CodecServer
 from starter.common import CommandError, console, dsn_file, err_console, fail
 from starter.devstack import DevStackError, TemporalDevServer
+from starter.digest_cmd import ensure_digest_schedule
 from starter.gateway_cmd import start_gateway
 from starter.import_cmd import import_file, validate
 from starter.mailsink import MailSink
@@ -151,6 +152,7 @@ async def _start(stack: AsyncExitStack, settings: Settings, *, demo: bool) -> Ru
         sink = await _start_sink(stack, settings)
         worker = _start_worker(stack, settings, dsn, client, temporal)
         await ensure_retention_schedule(client, settings)  # the daily sweep, in the UI
+        await ensure_digest_schedule(client, settings)  # the office's weekly digest
         gateway = await start_gateway(stack, settings, dsn, client=client)
         log.info("gateway_ready", port=gateway.port)
         running = Running(

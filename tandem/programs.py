@@ -26,6 +26,7 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails, PydanticCustomError
 
+from tandem.digest import DigestFrequency
 from tandem.models import Language
 
 _UNITS = {"d": "days", "h": "hours", "m": "minutes", "s": "seconds", "w": "weeks"}
@@ -129,6 +130,8 @@ class Program(BaseModel):
     #: How long a closed tandem's mentee stays on file (name, address, the tandem's mail
     #: texts); then the retention sweep erases them as ``tandem forget`` does, counts stay.
     closed_tandem_retention: Duration = timedelta(days=730)
+    #: The coordinator's digest (``tandem digest``): weekly, monthly (first week) or off.
+    digest: DigestFrequency = DigestFrequency.WEEKLY
 
     @model_validator(mode="after")
     def _check(self) -> Program:
