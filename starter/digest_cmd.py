@@ -12,16 +12,14 @@ from temporalio.client import (
     Client,
     Schedule,
     ScheduleActionStartWorkflow,
-    ScheduleAlreadyRunningError,
     ScheduleCalendarSpec,
     ScheduleRange,
     ScheduleSpec,
-    ScheduleUpdate,
-    ScheduleUpdateInput,
 )
 
 from activities.digest import TEMPLATE, digest_context
 from starter.common import CommandError, connect_temporal, database_url, run
+from starter.schedules import ensure_schedule
 from tandem.digest import DigestFrequency, period_key
 from tandem.mail import render
 from tandem.programs import load_programs
@@ -50,17 +48,7 @@ def digest_schedule(settings: Settings) -> Schedule:
 
 async def ensure_digest_schedule(client: Client, settings: Settings) -> bool:
     """Create the schedule, or bring an existing one to today's definition; True if created."""
-    schedule = digest_schedule(settings)
-    try:
-        await client.create_schedule(SCHEDULE_ID, schedule)
-        return True
-    except ScheduleAlreadyRunningError:
-
-        def updated(_: ScheduleUpdateInput) -> ScheduleUpdate:
-            return ScheduleUpdate(schedule=schedule)
-
-        await client.get_schedule_handle(SCHEDULE_ID).update(updated)
-        return False
+    return await ensure_schedule(client, SCHEDULE_ID, digest_schedule(settings))
 
 
 async def show(settings: Settings, program_id: str | None) -> str:

@@ -11,16 +11,14 @@ from temporalio.client import (
     Client,
     Schedule,
     ScheduleActionStartWorkflow,
-    ScheduleAlreadyRunningError,
     ScheduleCalendarSpec,
     ScheduleRange,
     ScheduleSpec,
-    ScheduleUpdate,
-    ScheduleUpdateInput,
 )
 
 from activities.retention import sweep
 from starter.common import connect_temporal, console, database_url, print_json, run
+from starter.schedules import ensure_schedule
 from tandem.retention import retention_policy
 from tandem.settings import Settings, get_settings
 from workflows.retention import SCHEDULE_ID, WORKFLOW_ID, RetentionSweepWorkflow
@@ -45,17 +43,7 @@ def retention_schedule(settings: Settings) -> Schedule:
 
 async def ensure_retention_schedule(client: Client, settings: Settings) -> bool:
     """Create the schedule, or bring an existing one to today's definition; True if created."""
-    schedule = retention_schedule(settings)
-    try:
-        await client.create_schedule(SCHEDULE_ID, schedule)
-        return True
-    except ScheduleAlreadyRunningError:
-
-        def updated(_: ScheduleUpdateInput) -> ScheduleUpdate:
-            return ScheduleUpdate(schedule=schedule)
-
-        await client.get_schedule_handle(SCHEDULE_ID).update(updated)
-        return False
+    return await ensure_schedule(client, SCHEDULE_ID, retention_schedule(settings))
 
 
 def retention(
