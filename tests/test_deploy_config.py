@@ -58,15 +58,30 @@ REQUIRED_SERVICES = {
     "codec-server",
     "migrate",
     "retention-schedule",
+    "digest-schedule",
     "worker",
     "mailer",
     "gateway",
     "mailpit",
 }
 #: Run once and exit 0; every other service runs until stopped.
-ONE_SHOT_SERVICES = {"temporal-schema", "temporal-setup", "migrate", "retention-schedule"}
+ONE_SHOT_SERVICES = {
+    "temporal-schema",
+    "temporal-setup",
+    "migrate",
+    "retention-schedule",
+    "digest-schedule",
+}
 #: Services of the project's image; all but the codec server work on Tandem's database.
-PROJECT_SERVICES = {"migrate", "retention-schedule", "worker", "mailer", "gateway", "codec-server"}
+PROJECT_SERVICES = {
+    "migrate",
+    "retention-schedule",
+    "digest-schedule",
+    "worker",
+    "mailer",
+    "gateway",
+    "codec-server",
+}
 DATABASE_SERVICES = PROJECT_SERVICES - {"codec-server"}
 #: The long-running project services: each runs a `tandem` subcommand.
 RUNNING_SERVICES = {
@@ -474,6 +489,7 @@ def test_project_services_run_the_project_image() -> None:
         assert SERVICES[name]["command"] == [command]
         assert command in subcommands, f"{name}: `tandem {command}` does not exist"
     assert SERVICES["retention-schedule"]["command"][0] in subcommands
+    assert SERVICES["digest-schedule"]["command"] == ["digest"] and "digest" in subcommands
 
 
 def test_workers_scale() -> None:
@@ -503,6 +519,7 @@ def test_services_start_once_what_they_need_is_ready() -> None:
         "temporal-ui": {"temporal"},
         "migrate": {"postgres"},
         "retention-schedule": {"temporal-setup"},
+        "digest-schedule": {"temporal-setup"},
     } | {name: {"migrate", "temporal-setup"} for name in SETUP_WAITERS}
     for name, deps in needs.items():
         assert set(SERVICES[name].get("depends_on") or {}) >= deps, name
