@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import asdict
-from typing import Annotated
+from dataclasses import asdict, dataclass, field
+from typing import Annotated, Any
 
 import asyncpg
 import typer
 from rich.table import Table
-from temporalio.client import Client, WorkflowHandle
-from temporalio.service import RPCError
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.service import RPCError, RPCStatusCode
 
+from activities.matching import CohortReservation, release_planned_seat, reserve_cohort
 from activities.people import get_mentees, list_mentee_ids
 from starter.common import (
     CommandError,
@@ -21,6 +22,7 @@ from starter.common import (
     print_json,
     run,
 )
+from tandem.cohort import Pairing
 from tandem.models import Mentee, TandemState, TandemStatus
 from tandem.programs import Program, ProgramError, load_program
 from tandem.settings import Settings, get_settings
@@ -33,6 +35,17 @@ ENROL_CONCURRENCY = 32
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 
 
+@dataclass
+class Enrolment:
+    """What one ``enroll`` did: an outcome per mentee, and with a cohort the seats it
+    planned for the tandems it started (by mentee id) and the mentees it left to wait."""
+
+    outcomes: list[EnrolOutcome]
+    planned: dict[str, Pairing] = field(default_factory=dict)
+    waiting: list[str] = field(default_factory=list)
+    cohort: int = 0
+
+
 async def enroll_ids(
     client: Client,
     dsn: str,
@@ -40,11 +53,38 @@ async def enroll_ids(
     settings: Settings | None = None,
     *,
     again: bool = True,
+    cohort: bool = False,
 ) -> list[EnrolOutcome]:
     """Start one workflow per mentee; a mentee already enrolled is reported, not restarted.
-    With ``again``, a mentee whose tandem ended or completed gets a new one.
+    With ``again``, a mentee whose tandem ended or completed gets a new one. With
+    ``cohort``, the mentees are matched together first (``enroll_mentees``).
 
     Every id is checked first: if any is unknown, nothing is started.
+    """
+    done = await enroll_mentees(client, dsn, ids, settings, again=again, cohort=cohort)
+    return done.outcomes
+
+
+async def enroll_mentees(
+    client: Client,
+    dsn: str,
+    ids: list[str],
+    settings: Settings | None = None,
+    *,
+    again: bool = True,
+    cohort: bool = False,
+) -> Enrolment:
+    """``enroll_ids`` with what cohort matching planned.
+
+    With ``cohort``, the mentees whose tandem this call starts get ONE assignment over the
+    mentors' free seats (``tandem.cohort``), reserved before their workflows start; each
+    workflow's matching finds its seat held. A mentee with a running tandem or a seat is left
+    out of the plan (it is enrolled as always). A planned seat whose workflow then does not
+    start is given back, unless the mentee's tandem runs (it is the seat of that mentee, and
+    its tandem takes it when it looks). Should this process die between reserving and
+    starting, running the same command again starts the workflows and they take their
+    planned seats (a mentee holding a seat is left out of the new plan); ``tandem doctor``
+    frees a seat that no workflow holds.
     """
     settings = settings or get_settings()
     wanted = list(dict.fromkeys(ids))
@@ -60,11 +100,81 @@ async def enroll_ids(
     tandems = TandemClient(client, settings.task_queue)
     limit = asyncio.Semaphore(ENROL_CONCURRENCY)
 
-    async def enrol(mentee: Mentee) -> EnrolOutcome:
-        async with limit:
-            return await tandems.enrol(mentee, programs[mentee.program], again=again)
+    reservation: CohortReservation | None = None
+    if cohort:
+        starting = await _to_be_started(tandems, wanted, again=again, limit=limit)
+        conn = await asyncpg.connect(dsn)
+        try:
+            reservation = await reserve_cohort(conn, starting)
+        finally:
+            await conn.close()
 
-    return list(await asyncio.gather(*(enrol(mentees[i]) for i in wanted)))
+    async def enrol(mentee: Mentee) -> EnrolOutcome:
+        planned = reservation.planned_mentor(mentee.id) if reservation else None
+        async with limit:
+            try:
+                outcome = await tandems.enrol(mentee, programs[mentee.program], again=again)
+            except BaseException:
+                if planned is not None:
+                    await _give_back(tandems, dsn, mentee.id, planned)
+                raise
+        if planned is not None and not outcome.started:
+            await _give_back(tandems, dsn, mentee.id, planned)
+        return outcome
+
+    results = await asyncio.gather(*(enrol(mentees[i]) for i in wanted), return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result  # every seat planned for a tandem that did not start is back
+    outcomes = [r for r in results if isinstance(r, EnrolOutcome)]
+    if reservation is None:
+        return Enrolment(outcomes)
+    started = {o.mentee_id for o in outcomes if o.started}
+    return Enrolment(
+        outcomes,
+        planned={p.mentee_id: p for p in reservation.reserved if p.mentee_id in started},
+        waiting=[i for i in reservation.plan.unmatched if i in started],
+        cohort=len(reservation.plan.pairs) + len(reservation.plan.unmatched),
+    )
+
+
+async def _to_be_started(
+    tandems: TandemClient, ids: list[str], *, again: bool, limit: asyncio.Semaphore
+) -> list[str]:
+    """The mentees this enrolment starts a tandem for: none runs, and none ever ran or
+    (with ``again``) the last one is closed. A running tandem matches on its own."""
+
+    async def starts(mentee_id: str) -> bool:
+        async with limit:
+            try:
+                desc = await tandems.handle(mentee_id).describe()
+            except RPCError as err:
+                if err.status is RPCStatusCode.NOT_FOUND:
+                    return True
+                raise
+        return again and desc.status is not WorkflowExecutionStatus.RUNNING
+
+    flags = await asyncio.gather(*(starts(i) for i in ids))
+    return [i for i, yes in zip(ids, flags, strict=True) if yes]
+
+
+async def _give_back(tandems: TandemClient, dsn: str, mentee_id: str, mentor_id: str) -> None:
+    """Release the seat planned for a mentee whose workflow did not start, unless its
+    tandem runs after all (a start that failed late, or one started meanwhile: the seat is
+    that tandem's). Not knowing, the seat goes back: a tandem that took it gets it again
+    from ``tandem doctor``, while a kept seat would block the mentor for nobody."""
+    try:
+        desc = await tandems.handle(mentee_id).describe()
+        running = desc.status is WorkflowExecutionStatus.RUNNING
+    except Exception:  # Temporal unreachable, or no such workflow: release
+        running = False
+    if running:
+        return
+    conn = await asyncpg.connect(dsn)
+    try:
+        await release_planned_seat(conn, mentee_id, mentor_id)
+    finally:
+        await conn.close()
 
 
 def _program(settings: Settings, program_id: str) -> Program:
@@ -138,13 +248,26 @@ async def resend_corrected_mail(dsn: str, client: Client | None = None) -> int:
 
 def enroll(
     ids: Annotated[list[str] | None, typer.Argument(help="Mentee ids to enrol.")] = None,
-    all_: Annotated[bool, typer.Option("--all", help="Enrol every mentee on file.")] = False,
+    all_: Annotated[
+        bool,
+        typer.Option("--all", help="Enrol every mentee on file, matched as one cohort."),
+    ] = False,
+    cohort: Annotated[
+        bool,
+        typer.Option(
+            "--cohort",
+            help="Match the mentees named as one cohort: the best total over the free seats,"
+            " instead of one after another.",
+        ),
+    ] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Enrol mentees: one tandem workflow each. Enrolling twice changes nothing; a mentee
-    named by id whose tandem ended or completed gets a new one (--all leaves those alone)."""
+    named by id whose tandem ended or completed gets a new one (--all leaves those alone).
+    --all and --cohort match the new tandems together, so an early mentee cannot take the
+    one mentor a later one needed; the rest match one by one as they start."""
 
-    async def go() -> list[EnrolOutcome]:
+    async def go() -> Enrolment:
         dsn = database_url()
         if all_:
             conn = await asyncpg.connect(dsn)
@@ -156,21 +279,45 @@ def enroll(
             chosen = ids
         else:
             raise CommandError("give mentee ids or --all")
-        return await enroll_ids(await connect_temporal(), dsn, chosen, again=not all_)
+        return await enroll_mentees(
+            await connect_temporal(), dsn, chosen, again=not all_, cohort=all_ or cohort
+        )
 
-    outcomes = run(go())
+    done = run(go())
     if as_json:
-        print_json([asdict(o) for o in outcomes])
+        rows: list[dict[str, Any]] = [asdict(o) for o in done.outcomes]
+        if all_ or cohort:
+            for row in rows:
+                pair = done.planned.get(row["mentee_id"])
+                row["planned_mentor_id"] = pair.mentor_id if pair else None
+                row["planned_score"] = pair.score if pair else None
+        print_json(rows)
         return
-    for o in outcomes:
+    for o in done.outcomes:
+        plan = ""
+        if o.mentee_id in done.planned:
+            pair = done.planned[o.mentee_id]
+            plan = f", mentor {pair.mentor_id} planned (score {pair.score:g})"
+        elif o.mentee_id in done.waiting:
+            plan = ", no free seat left in the cohort: waits"
         if o.started and o.enrolment > 1:
-            console.print(f"{o.mentee_id}: enrolled again, tandem no. {o.enrolment} (matching)")
+            console.print(
+                f"{o.mentee_id}: enrolled again, tandem no. {o.enrolment} (matching{plan})",
+                soft_wrap=True,
+            )
         elif o.started:
-            console.print(f"{o.mentee_id}: enrolled (matching)")
+            console.print(f"{o.mentee_id}: enrolled (matching{plan})", soft_wrap=True)
         elif o.status in ("ended", "completed"):
             console.print(f"{o.mentee_id}: tandem {o.status}; enrol by id to start a new one")
         else:
             console.print(f"{o.mentee_id}: already enrolled (status {o.status})")
+    if all_ or cohort:
+        console.print(
+            f"cohort: {done.cohort} mentee(s) matched together, {len(done.planned)} seat(s)"
+            f" planned, {len(done.waiting)} waiting for a free seat",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def status(
@@ -196,6 +343,18 @@ def status(
     for key, value in state.model_dump(mode="json").items():
         table.add_row(key, "-" if value in (None, []) else str(value))
     console.print(table)
+    why = match_explanation(state)
+    if why:
+        console.print(why, markup=False, highlight=False, soft_wrap=True)
+
+
+def match_explanation(state: TandemState) -> str | None:
+    """Why this mentor, in words: the match's reasons and its score (None before a match)."""
+    if state.mentor_id is None or not state.match_reasons:
+        return None
+    because = ", ".join(state.match_reasons)
+    score = "" if state.match_score is None else f" (score {state.match_score:g})"
+    return f"matched with {state.mentor_id} because: {because}{score}"
 
 
 def list_tandems(
