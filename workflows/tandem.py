@@ -19,6 +19,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.effects import EffectActivities
     from activities.matching import MatchingActivities
     from tandem.answers import Answer, AnswerResult
+    from tandem.durations import every
     from tandem.lifecycle import (
         AdvancePhase,
         AnswerGiven,
@@ -479,7 +480,7 @@ class TandemWorkflow:
             f"**{s.status.value}**{' · **AT RISK**' if s.at_risk else ''}"
             f" · phase `{s.phase}` · programme `{s.program}`",
             f"mentor: `{s.mentor_id or '-'}` · rematches: {s.rematches}"
-            f" · check-ins every {s.cadence_days:g} days",
+            f" · check-ins {every(s.cadence_days, 'en') if s.cadence_days > 0 else 'never'}",
         ]
         if s.next_nudge_at:
             lines.append(f"next nudge: {s.next_nudge_at.isoformat(timespec='minutes')}")

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from tandem.answers import Answer, Intent, RequestKind, request_id, request_kind
+from tandem.durations import every
 from tandem.lifecycle.answer_rules import (
     MATCHED,
     PEOPLE,
@@ -669,7 +670,7 @@ class _Step:
             base = s.last_nudge_at or s.active_since or self.now
             s.next_nudge_at = max(base + self.cadence(), self.now)
         self.record("cadence_changed")
-        self.message = f"check-ins every {days:g} days"
+        self.message = f"check-ins {every(days, 'en')}"
 
     # -- answers --------------------------------------------------------------------------
 
