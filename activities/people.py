@@ -1,7 +1,9 @@
 """The people on file and the programmes in Postgres: idempotent upserts and typed look-ups.
 
 An upsert only touches a row whose values changed, so re-importing a file is a no-op and
-``updated_at`` tells when a person's data really changed.
+``updated_at`` tells when a person's data really changed. The optional columns
+(``salutation``, ``title``) are written only for rows that set them: a file written before
+they existed changes nothing of what a newer file stored.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from enum import Enum
+from functools import cache
 from typing import TypeAlias, TypeVar
 
 import asyncpg
@@ -17,7 +20,7 @@ from asyncpg.pool import PoolConnectionProxy
 from pydantic import BaseModel, ValidationError
 
 from activities.scrub import InvalidRecord, validation_summary
-from tandem.csv_import import MENTEE_COLUMNS, MENTOR_COLUMNS
+from tandem.csv_import import MENTEE_COLUMNS, MENTOR_COLUMNS, PERSON_OPTIONAL
 from tandem.models import Mentee, Mentor
 from tandem.programs import Program
 
@@ -47,7 +50,8 @@ class ImportCounts:
         return asdict(self)
 
 
-def _upsert_sql(table: str, columns: Sequence[str]) -> str:
+@cache
+def _upsert_sql(table: str, columns: tuple[str, ...]) -> str:
     """Insert, or update only when some column differs; returns a row only when it wrote one."""
     names = ", ".join(columns)
     values = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
@@ -63,48 +67,59 @@ def _upsert_sql(table: str, columns: Sequence[str]) -> str:
     )
 
 
-_UPSERT_MENTOR = _upsert_sql("mentors", MENTOR_COLUMNS)
-_UPSERT_MENTEE = _upsert_sql("mentees", MENTEE_COLUMNS)
-
-
 async def apply_mentors(
     conn: Conn, rows: Sequence[Mentor], *, on_progress: ProgressHook | None = None
 ) -> ImportCounts:
     """Upsert every mentor in one transaction: all of the file or nothing."""
-    return await _apply(conn, _UPSERT_MENTOR, MENTOR_COLUMNS, rows, on_progress)
+    return await _apply(conn, "mentors", MENTOR_COLUMNS, rows, on_progress)
 
 
 async def apply_mentees(
     conn: Conn, rows: Sequence[Mentee], *, on_progress: ProgressHook | None = None
 ) -> ImportCounts:
     """Upsert every mentee in one transaction: all of the file or nothing."""
-    return await _apply(conn, _UPSERT_MENTEE, MENTEE_COLUMNS, rows, on_progress)
+    return await _apply(conn, "mentees", MENTEE_COLUMNS, rows, on_progress)
 
 
 def _db_value(value: object) -> object:
     return value.value if isinstance(value, Enum) else value
 
 
+def _written_columns(row: BaseModel, columns: tuple[str, ...]) -> tuple[str, ...]:
+    """The columns an upsert of ``row`` writes: an optional one only if the row set it
+    (parsed from a file with that column, or given explicitly)."""
+    return tuple(c for c in columns if c not in PERSON_OPTIONAL or c in row.model_fields_set)
+
+
 async def _apply(
     conn: Conn,
-    sql: str,
-    columns: Sequence[str],
+    table: str,
+    columns: tuple[str, ...],
     rows: Sequence[Mentor] | Sequence[Mentee],
     on_progress: ProgressHook | None,
 ) -> ImportCounts:
     if len({r.id for r in rows}) != len(rows):
         raise ValueError("the same id appears twice in one import")
-    args = [tuple(_db_value(getattr(r, c)) for c in columns) for r in rows]
-    created = updated = 0
+    # One file's rows all have the same columns; rows given in code may differ.
+    groups: dict[tuple[str, ...], list[tuple[object, ...]]] = {}
+    for r in rows:
+        written_columns = _written_columns(r, columns)
+        groups.setdefault(written_columns, []).append(
+            tuple(_db_value(getattr(r, c)) for c in written_columns)
+        )
+    created = updated = done = 0
     async with conn.transaction():
-        for start in range(0, len(args), _BATCH):
-            batch = args[start : start + _BATCH]
-            written = await conn.fetchmany(sql, batch)
-            created += sum(1 for r in written if r["created"])
-            updated += sum(1 for r in written if not r["created"])
-            if on_progress is not None:
-                on_progress(start + len(batch))
-    return ImportCounts(created, updated, len(args) - created - updated)
+        for written_columns, args in groups.items():
+            sql = _upsert_sql(table, written_columns)
+            for start in range(0, len(args), _BATCH):
+                batch = args[start : start + _BATCH]
+                written = await conn.fetchmany(sql, batch)
+                created += sum(1 for r in written if r["created"])
+                updated += sum(1 for r in written if not r["created"])
+                done += len(batch)
+                if on_progress is not None:
+                    on_progress(done)
+    return ImportCounts(created, updated, len(rows) - created - updated)
 
 
 async def get_mentor(conn: Conn, mentor_id: str) -> Mentor | None:

@@ -64,13 +64,14 @@ def _rows(records: list[Any], *, drop: tuple[str, ...] = ()) -> list[dict[str, A
 async def person_export(conn: Conn, person_id: str) -> dict[str, Any]:
     """Everything stored about ``person_id`` as a mentee and as a mentor."""
     mentee = await conn.fetchrow(
-        "SELECT id, first_name, last_name, email, program, phase, region, specialty,"
-        " expected_phase_end, language, created_at, updated_at FROM mentees WHERE id = $1",
+        "SELECT id, salutation, title, first_name, last_name, email, program, phase, region,"
+        " specialty, expected_phase_end, language, created_at, updated_at FROM mentees"
+        " WHERE id = $1",
         person_id,
     )
     mentor = await conn.fetchrow(
-        "SELECT id, first_name, last_name, email, programs, region, specialty, capacity,"
-        " language, created_at, updated_at FROM mentors WHERE id = $1",
+        "SELECT id, salutation, title, first_name, last_name, email, programs, region,"
+        " specialty, capacity, language, created_at, updated_at FROM mentors WHERE id = $1",
         person_id,
     )
     # Tandems: the mentee's own, and every one the mentor was paired in (from the event log,

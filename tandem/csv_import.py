@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from tandem.models import Mentee, Mentor
 from tandem.programs import Program
+from tandem.salutation import parse_salutation, parse_title
 
 Kind = Literal["mentors", "mentees"]
 
@@ -32,6 +33,8 @@ MENTOR_COLUMNS: tuple[str, ...] = (
     "specialty",
     "capacity",
     "language",
+    "salutation",
+    "title",
 )
 MENTEE_COLUMNS: tuple[str, ...] = (
     "id",
@@ -44,8 +47,18 @@ MENTEE_COLUMNS: tuple[str, ...] = (
     "specialty",
     "expected_phase_end",
     "language",
+    "salutation",
+    "title",
 )
 COLUMNS: dict[Kind, tuple[str, ...]] = {"mentors": MENTOR_COLUMNS, "mentees": MENTEE_COLUMNS}
+#: Columns a file may leave out: files written before they existed keep working. Without
+#: ``phase`` (or with it empty) a mentee starts in the programme's first phase, so a
+#: one-phase programme needs no phase column at all.
+PERSON_OPTIONAL: tuple[str, ...] = ("salutation", "title")
+OPTIONAL_COLUMNS: dict[Kind, frozenset[str]] = {
+    "mentors": frozenset(PERSON_OPTIONAL),
+    "mentees": frozenset({"phase", *PERSON_OPTIONAL}),
+}
 
 # Values matching these may be echoed in a reason: programme/phase/id shapes, never names or
 # addresses (names start upper-case, addresses hold '@').
@@ -219,18 +232,21 @@ def _csv_reason(err: csv.Error) -> str:
 def _read_header(header: list[str], spec: _Rows[P], line: int) -> list[str] | RowError:
     """The normalised column names, or one error naming every header problem."""
     expected = spec.columns
+    required = [n for n in expected if n not in spec.optional]
+    optional = [n for n in expected if n in spec.optional]
+    hint = f"expected: {','.join(required)}; optional: {','.join(optional)}"
     names = [re.sub(r"[\s-]+", "_", cell.replace("\ufeff", "").strip().lower()) for cell in header]
     while names and not names[-1]:
         names.pop()  # trailing delimiters
     if any("@" in cell for cell in header):
-        return RowError(line, f"no header row: the first line must be {','.join(expected)}")
+        return RowError(line, f"no header row: the first line must name the columns ({hint})")
     problems: list[str] = []
     if "" in names:
         problems.append(f"column {names.index('') + 1} has no name")
     duplicates = sorted({n for n in names if n and names.count(n) > 1})
     if duplicates:
         problems.append(f"column(s) listed twice: {', '.join(duplicates)}")
-    missing = [n for n in expected if n not in names]
+    missing = [n for n in required if n not in names]
     if missing:
         problems.append(f"missing column(s): {', '.join(missing)}")
     unknown = [n for n in names if n and n not in expected]
@@ -240,7 +256,7 @@ def _read_header(header: list[str], spec: _Rows[P], line: int) -> list[str] | Ro
         ]
         problems.append(f"unknown column(s): {', '.join(dict.fromkeys(shown))}")
     if problems:
-        return RowError(line, "; ".join(problems) + f" (expected: {','.join(expected)})")
+        return RowError(line, "; ".join(problems) + f" ({hint})")
     return names
 
 
@@ -256,6 +272,8 @@ class _Rows(Generic[P]):
     """How one kind of row becomes a model; problems are recorded per column."""
 
     columns: tuple[str, ...]
+    #: Columns the header may leave out.
+    optional: frozenset[str]
     model: type[P]
 
     def __init__(self, programs: Mapping[str, Program]) -> None:
@@ -279,6 +297,13 @@ class _Rows(Generic[P]):
         language = cells["language"].lower()
         if language:
             data["language"] = language
+        # Only a file that has the column sets them: one without keeps what is on file.
+        for name, parse in (("salutation", parse_salutation), ("title", parse_title)):
+            if name in cells:
+                try:
+                    data[name] = parse(cells[name])
+                except ValueError as err:
+                    problems.setdefault(name, str(err))
         data.update(self.prepare(cells, problems))
         try:
             model = self.model.model_validate(data)
@@ -302,6 +327,7 @@ class _Rows(Generic[P]):
 
 class _MentorRows(_Rows[Mentor]):
     columns = MENTOR_COLUMNS
+    optional = OPTIONAL_COLUMNS["mentors"]
     model = Mentor
 
     def prepare(self, cells: dict[str, str], problems: dict[str, str]) -> dict[str, Any]:
@@ -321,20 +347,24 @@ class _MentorRows(_Rows[Mentor]):
 
 class _MenteeRows(_Rows[Mentee]):
     columns = MENTEE_COLUMNS
+    optional = OPTIONAL_COLUMNS["mentees"]
     model = Mentee
 
     def prepare(self, cells: dict[str, str], problems: dict[str, str]) -> dict[str, Any]:
-        raw_program, raw_phase = cells["program"], cells["phase"]
+        raw_program, raw_phase = cells["program"], cells.get("phase", "")
         program_id, phase = raw_program.lower(), raw_phase.lower()
-        data: dict[str, Any] = {"program": program_id, "phase": phase}
         unknown = self.unknown_programs([raw_program]) if raw_program else None
         if unknown:
             problems["program"] = unknown
-        elif program_id and phase and not self.programs[program_id].has_phase(phase):
-            program = self.programs[program_id]
+        program = self.programs[program_id] if program_id and not unknown else None
+        if program is not None and not phase:
+            phase = program.phases[0].name  # empty: the programme's first phase
+        elif program is not None and not program.has_phase(phase):
             shown = f"'{raw_phase}' " if _SAFE_CODE.fullmatch(raw_phase) else ""
             phases = ", ".join(p.name for p in program.phases)
             problems["phase"] = f"programme {program_id} has no phase {shown}(phases: {phases})"
+        # Without a known programme there is no first phase: the row fails on its programme.
+        data: dict[str, Any] = {"program": program_id, "phase": phase or "-"}
         end = cells["expected_phase_end"]
         if end:
             try:
@@ -377,6 +407,8 @@ __all__ = [
     "COLUMNS",
     "MENTEE_COLUMNS",
     "MENTOR_COLUMNS",
+    "OPTIONAL_COLUMNS",
+    "PERSON_OPTIONAL",
     "Kind",
     "ParseResult",
     "RowError",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from enum import StrEnum
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
@@ -46,6 +47,10 @@ class Mentor(BaseModel):
     specialty: str = ""
     capacity: int = Field(ge=0, le=50)
     language: Language = Language.DE
+    #: How mails address them (``tandem/salutation.py``): ``Frau``, ``Herr`` or none.
+    salutation: Literal["", "Frau", "Herr"] = ""
+    #: As the office writes it (``Dr. med.``, ``Prof. Dr.``); empty for none.
+    title: str = Field(default="", max_length=40)
 
 
 class Mentee(BaseModel):
@@ -61,6 +66,10 @@ class Mentee(BaseModel):
     specialty: str = ""
     expected_phase_end: date | None = None
     language: Language = Language.DE
+    #: How mails address them (``tandem/salutation.py``): ``Frau``, ``Herr`` or none.
+    salutation: Literal["", "Frau", "Herr"] = ""
+    #: As the office writes it (``Dr. med.``, ``Prof. Dr.``); empty for none.
+    title: str = Field(default="", max_length=40)
 
 
 class DecisionState(BaseModel):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -38,8 +39,11 @@ PROGRAMS = {
     "uni-mentoring": _program("uni-mentoring", ["tandem"]),
 }
 
-MENTOR_HEADER = ",".join(MENTOR_COLUMNS)
-MENTEE_HEADER = ",".join(MENTEE_COLUMNS)
+#: The headers offices have written since the first release (no salutation or title).
+MENTOR_HEADER = "id,first_name,last_name,email,programs,region,specialty,capacity,language"
+MENTEE_HEADER = (
+    "id,first_name,last_name,email,program,phase,region,specialty,expected_phase_end,language"
+)
 
 
 def _lines(*lines: str) -> bytes:
@@ -184,7 +188,8 @@ def test_mentee_phase_must_exist_in_programme() -> None:
         "e-1,Mara,Beispiel,mara@example.org,uni-mentoring,study,,,,de",
         "e-2,Mara,Beispiel,mara@example.org,demo,study,,,31.03.2026,de",
         "e-3,Mara,Beispiel,mara@example.org,unknown,study,,,,de",
-        "e-4,Mara,Beispiel,mara@example.org,demo,,,,,de",
+        "e-4,Mara,Beispiel,mara@example.org,demo,Studium,,,,de",
+        "e-5,Mara,Beispiel,mara@example.org,,,,,,de",
     )
     result = parse_mentees(data, PROGRAMS)
     assert result.rows == []
@@ -192,8 +197,120 @@ def test_mentee_phase_must_exist_in_programme() -> None:
         "line 2: phase: programme uni-mentoring has no phase 'study' (phases: tandem)",
         "line 3: expected_phase_end: must be a date like 2026-03-31 (or empty)",
         "line 4: program: unknown programme 'unknown' (known: demo, uni-mentoring)",
-        "line 5: phase: required",
+        "line 5: phase: programme demo has no phase (phases: study, residency, employment)",
+        "line 6: program: required",  # no programme, so no first phase to start in either
     ]
+
+
+# -- salutation, title and the empty phase (issue 11) ----------------------------------------
+
+
+def test_salutation_and_title_columns_as_offices_write_them() -> None:
+    data = _lines(
+        "id;salutation;title;first_name;last_name;email;programs;region;specialty;capacity;language",
+        "m-1;Frau;Dr. med.;Anna;Weber;anna.weber@klinikum.example.org;demo;Nord;Innere;2;de",
+        "m-2;Hr.;Prof.Dr.;Konrad;Albrecht;k.albrecht@uni.example.org;demo;;;1;de",
+        "m-3;Mrs;Dr;Sarah;Miller;s.miller@example.org;demo;;;1;en",
+        "m-4;mr;;Tom;Baker;t.baker@example.org;demo;;;1;en",
+        "m-5;Ms.;PD  Dr. med.;Eva;Lindqvist;e.lindqvist@example.org;demo;;;1;en",
+        "m-6;;;Alex;Kaya;a.kaya@example.org;demo;;;1;de",
+    )
+    result = parse_mentors(data, PROGRAMS)
+    assert result.ok, result.errors
+    assert [(m.salutation, m.title) for m in result.rows] == [
+        ("Frau", "Dr. med."),
+        ("Herr", "Prof. Dr."),
+        ("Frau", "Dr."),
+        ("Herr", ""),
+        ("Frau", "PD Dr. med."),
+        ("", ""),
+    ]
+
+
+def test_old_files_without_the_new_columns_still_import() -> None:
+    mentors = parse_mentors(
+        _lines(MENTOR_HEADER, "m-1,Mara,Beispiel,mara@example.org,demo,,,2,de"), PROGRAMS
+    )
+    mentees = parse_mentees(
+        _lines(MENTEE_HEADER, "e-1,Ida,Test,ida@example.org,demo,residency,,,,de"), PROGRAMS
+    )
+    assert mentors.ok and mentees.ok
+    [m], [e] = mentors.rows, mentees.rows
+    assert (m.salutation, m.title, e.salutation, e.title) == ("", "", "", "")
+    # Not given at all (so an import keeps what is on file), rather than given as empty.
+    assert "salutation" not in m.model_fields_set and "title" not in e.model_fields_set
+
+
+def test_the_demo_files_still_import() -> None:
+    from tandem.programs import load_programs
+
+    root = Path(__file__).parent.parent
+    programs = load_programs(root / "programs")
+    mentors = parse_mentors((root / "demo" / "mentors.csv").read_bytes(), programs)
+    mentees = parse_mentees((root / "demo" / "mentees.csv").read_bytes(), programs)
+    assert mentors.ok and mentees.ok, (mentors.errors, mentees.errors)
+    assert mentors.rows and mentees.rows
+
+
+def test_an_empty_phase_is_the_programmes_first_phase() -> None:
+    data = _lines(
+        MENTEE_HEADER,
+        "e-1,Ida,Test,ida@example.org,demo,,,,,de",
+        "e-2,Ben,Versuch,ben@example.org,uni-mentoring,,,,,en",
+        "e-3,Eva,Probe,eva@example.org,demo,Residency,,,,de",
+    )
+    result = parse_mentees(data, PROGRAMS)
+    assert result.ok, result.errors
+    assert [m.phase for m in result.rows] == ["study", "tandem", "residency"]
+
+
+def test_a_one_phase_programme_needs_no_phase_column() -> None:
+    data = _lines(
+        "id;first_name;last_name;email;program;region;specialty;expected_phase_end;language",
+        "u-1;Lina;Vogt;lina.vogt@uni.example.org;uni-mentoring;;Germanistik;;de",
+    )
+    [row] = parse_mentees(data, PROGRAMS).rows
+    assert (row.program, row.phase) == ("uni-mentoring", "tandem")
+
+
+def test_a_bad_salutation_or_title_is_one_line_naming_row_and_column() -> None:
+    data = _lines(
+        "id,salutation,title,first_name,last_name,email,program,phase,region,specialty,"
+        "expected_phase_end,language",
+        "e-1,Frau,Dr.,Anna,Weber,anna@example.org,demo,study,,,,de",
+        "e-2,Madame,,Chloé,Martin,chloe@example.org,demo,study,,,,de",
+        "e-3,Dr.,,Jonas,Muster,jonas@example.org,demo,study,,,,de",
+        "e-4,Herr Dr.,,Lukas,Brandt,lukas@example.org,demo,study,,,,de",
+        "e-5,,Frau Dr.,Lea,Probe,lea@example.org,demo,study,,,,de",
+        "e-6,,Prof. Dr. med. habil. Dr. h. c. mult. Dr.-Ing.,Ida,Test,ida@example.org,demo,"
+        "study,,,,de",
+        "e-7,Weber,,Anna,Weber,anna2@example.org,demo,study,,,,de",
+    )
+    result = parse_mentees(data, PROGRAMS)
+    assert [m.id for m in result.rows] == ["e-1"]
+    assert [str(e) for e in result.errors] == [
+        "line 3: salutation: must be Frau or Herr (also Fr., Hr., Mrs, Ms, Mr), or empty",
+        "line 4: salutation: only Frau or Herr here (a title such as Dr. belongs in the title"
+        " column)",
+        "line 5: salutation: only Frau or Herr here (a title such as Dr. belongs in the title"
+        " column)",
+        "line 6: title: Frau or Herr belongs in the salutation column",
+        "line 7: title: too long (at most 40 characters)",
+        "line 8: salutation: must be Frau or Herr (also Fr., Hr., Mrs, Ms, Mr), or empty",
+    ]
+    for error in result.errors:
+        assert "\n" not in str(error)
+        for secret in ("Madame", "Chloé", "Weber", "Muster"):
+            assert secret not in error.reason
+
+
+def test_a_neutral_salutation_is_addressed_without_one() -> None:
+    data = _lines(
+        "id,first_name,last_name,email,programs,region,specialty,capacity,language,salutation",
+        "m-1,Alex,Kaya,alex@example.org,demo,,,1,de,divers",
+        "m-2,Sam,Reed,sam@example.org,demo,,,1,en,Mx",
+    )
+    assert [m.salutation for m in parse_mentors(data, PROGRAMS).rows] == ["", ""]
 
 
 def test_missing_and_unknown_columns() -> None:
@@ -274,14 +391,28 @@ def test_progress_hook_counts_data_rows() -> None:
 
 # -- properties ----------------------------------------------------------------------------
 
-_GOOD_CELLS = ["m-1", "Mara", "mara@example.org", "demo", "demo|uni-mentoring", "study", "2"]
+_GOOD_CELLS = [
+    *("m-1", "Mara", "mara@example.org", "demo", "demo|uni-mentoring", "study", "2"),
+    *("Fr.", "Herr", "Dr. med.", "Prof. Dr."),
+]
 _ODD_CELLS = ["", " ", '"', '"a;b"', "x,y", "-1", "2026-03-31", "\ufeff", "é", "\x00", "\r", "@"]
 _CELLS = st.sampled_from([*_GOOD_CELLS, *_ODD_CELLS])
 
 
 @st.composite
 def _csv_like(draw: st.DrawFn) -> bytes:
-    header = draw(st.sampled_from([MENTOR_HEADER, MENTEE_HEADER, "id;name", ""]))
+    header = draw(
+        st.sampled_from(
+            [
+                MENTOR_HEADER,
+                MENTEE_HEADER,
+                ",".join(MENTOR_COLUMNS),
+                ",".join(MENTEE_COLUMNS),
+                "id;name",
+                "",
+            ]
+        )
+    )
     delimiter = draw(st.sampled_from([",", ";"]))
     newline = draw(st.sampled_from(["\n", "\r\n", "\r"]))
     rows = draw(st.lists(st.lists(_CELLS, max_size=12), max_size=8))
