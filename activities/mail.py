@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 from activities import metrics
 from activities.people import Conn, get_mentee, get_mentor
 from activities.smtp import MailRefused
-from tandem.answers import RequestKind, request_id
+from tandem.answers import RequestKind, request_id, request_kind
 from tandem.mail import (
     RenderedMail,
     bare_message_id,
@@ -353,6 +353,8 @@ class Outbox:
         language = recipient.language.value if recipient else program.language.value
         to_address = recipient.email if recipient else str(program.coordinator_email)
         recipient_id = recipient.id if recipient else None
+        if recipient is None and _asks_office(request):
+            recipient_id = office_person(program.id)  # the coordinator answers by reply
         mail = render(request.template, language, context)
         secret = self._settings.reply_token_secret.get_secret_value().encode()
         token = reply_token(secret, request.idempotency_key)
@@ -368,7 +370,7 @@ class Outbox:
                 message_id(
                     request.idempotency_key,
                     self._settings.mail_domain,
-                    token if recipient else None,
+                    token if recipient_id else None,
                 ),
                 request.mentee_id,
                 request.to.value,
@@ -379,7 +381,7 @@ class Outbox:
                 mail.subject,
                 mail.body,
             )
-            if recipient is not None:
+            if recipient_id is not None:
                 await conn.execute(
                     """
                     INSERT INTO reply_tokens (token_hash, mentee_id, role, person_id,
@@ -390,7 +392,7 @@ class Outbox:
                     token_hash(token),
                     request.mentee_id,
                     request.to.value,
-                    recipient.id,
+                    recipient_id,
                     request.request_id or request_id(RequestKind.INFO, request.idempotency_key),
                     program.reply_token_valid_for,
                 )
@@ -413,6 +415,21 @@ class Outbox:
             msg["Reply-To"] = reply_to
         msg.set_content(row["body"])
         return msg
+
+
+def office_person(program_id: str) -> str:
+    """The "person" a coordinator's reply token is made for: the programme's office."""
+    return f"office:{program_id}"
+
+
+def _asks_office(request: MailRequest) -> bool:
+    """A mail to the office that its reply answers (a proposed match to approve)."""
+    if request.request_id is None:
+        return False
+    try:
+        return request_kind(request.request_id) is RequestKind.PROPOSAL
+    except ValueError:
+        return False
 
 
 class _DoneListener:

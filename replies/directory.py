@@ -9,6 +9,7 @@ from tandem.mail import TOKEN_REF_BYTES
 from tandem.models import Language, Role
 
 _TABLES = {Role.MENTOR: "mentors", Role.MENTEE: "mentees"}
+_ROLES = (Role.MENTOR.value, Role.MENTEE.value, Role.COORDINATOR.value)
 
 
 class PgDirectory:
@@ -30,7 +31,7 @@ class PgDirectory:
                 " FROM reply_tokens WHERE token_hash = $1",
                 token_hash,
             )
-        if row is None or row["role"] not in (Role.MENTOR.value, Role.MENTEE.value):
+        if row is None or row["role"] not in _ROLES:
             return None
         return TokenRecord(
             mentee_id=row["mentee_id"],
@@ -50,6 +51,8 @@ class PgDirectory:
         return found is not None
 
     async def person(self, role: Role, person_id: str) -> Person | None:
+        if role is Role.COORDINATOR:
+            return await self._office(person_id)
         table = _TABLES.get(role)
         if table is None:
             return None
@@ -65,4 +68,23 @@ class PgDirectory:
             first_name=row["first_name"],
             last_name=row["last_name"],
             language=Language(language),
+        )
+
+    async def _office(self, person_id: str) -> Person | None:
+        """The programme office a proposal went to (``office:<programme>``): it answers from
+        the programme's coordinator address, as the programme file has it now."""
+        kind, _, program = person_id.partition(":")
+        if kind != "office" or not program:
+            return None
+        row = await self._pool.fetchrow(
+            "SELECT rules->>'coordinator_email' AS email, rules->>'language' AS language"
+            " FROM programs WHERE id = $1",
+            program,
+        )
+        if row is None or not row["email"]:
+            return None
+        language = row["language"] if row["language"] in ("de", "en") else "de"
+        office = "Programmbüro" if language == "de" else "programme office"
+        return Person(
+            email=row["email"], first_name=office, last_name="", language=Language(language)
         )

@@ -43,7 +43,18 @@ app.add_typer(import_cmd.app, name="import")
 app.command("enroll")(tandem_cmds.enroll)
 app.command("status")(tandem_cmds.status)
 app.command("list")(tandem_cmds.list_tandems)
-for name in ("advance", "pause", "resume", "end", "rematch", "cadence", "answer", "retry"):
+for name in (
+    "advance",
+    "pause",
+    "resume",
+    "end",
+    "rematch",
+    "approve",
+    "reject",
+    "cadence",
+    "answer",
+    "retry",
+):
     app.command(name)(getattr(operate_cmds, name))
 app.add_typer(mail_cmd.app, name="mail")
 app.add_typer(reply_cmd.app, name="reply")

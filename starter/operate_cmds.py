@@ -110,6 +110,18 @@ def rematch(mentee_id: MenteeId, as_json: JsonFlag = False) -> None:
     _report(result, as_json)
 
 
+def approve(mentee_id: MenteeId, as_json: JsonFlag = False) -> None:
+    """Approve the proposed match (programme approval: coordinator): both are introduced."""
+    result = run(call_update(mentee_id, lambda t: t.decide_proposal(mentee_id, approve=True)))
+    _report(result, as_json)
+
+
+def reject(mentee_id: MenteeId, as_json: JsonFlag = False) -> None:
+    """Reject the proposed match: that mentor is left out and the next proposal follows."""
+    result = run(call_update(mentee_id, lambda t: t.decide_proposal(mentee_id, approve=False)))
+    _report(result, as_json)
+
+
 def cadence(
     mentee_id: MenteeId,
     every: Annotated[float, typer.Option("--every", help="Days between check-ins.", min=1)],

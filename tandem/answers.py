@@ -33,6 +33,7 @@ class RequestKind(StrEnum):
     SHADOWING = "shadowing"
     INFO = "info"  # a mail that asks nothing (confirmations, phase news): help/stop still work
     OFFICE = "office"  # answers the programme office records (`tandem answer`)
+    PROPOSAL = "proposal"  # a match the coordinator approves ("ok") or rejects ("nein")
 
 
 _ALWAYS = {Intent.HELP, Intent.STOP}
@@ -48,6 +49,7 @@ ALLOWED: dict[RequestKind, frozenset[Intent]] = {
     RequestKind.SHADOWING: frozenset({Intent.CONTINUE, Intent.DECLINE, *_ALWAYS}),
     RequestKind.INFO: frozenset({Intent.MET, *_ALWAYS}),
     RequestKind.OFFICE: frozenset(Intent),
+    RequestKind.PROPOSAL: frozenset({Intent.CONTINUE, Intent.DECLINE}),
 }
 
 

@@ -23,6 +23,9 @@ class Role(StrEnum):
 class TandemStatus(StrEnum):
     MATCHING = "matching"
     WAITING_FOR_MENTOR = "waiting_for_mentor"
+    #: A match waits for the coordinator's "ok" (programme ``approval: coordinator``, or a
+    #: score below ``min_score``); the mentor's seat is held, nobody has been told.
+    PROPOSED = "proposed"
     INTRODUCED = "introduced"
     DECIDING = "deciding"
     ACTIVE = "active"

@@ -11,7 +11,7 @@ import re
 from collections.abc import Hashable, Iterable
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, get_args
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
 from pydantic import (
@@ -130,6 +130,10 @@ class Program(BaseModel):
     #: How long a closed tandem's mentee stays on file (name, address, the tandem's mail
     #: texts); then the retention sweep erases them as ``tandem forget`` does, counts stay.
     closed_tandem_retention: Duration = timedelta(days=730)
+    #: ``coordinator``: every match waits for the coordinator's "ok" before anyone is told.
+    approval: Literal["none", "coordinator"] = "none"
+    #: A match scoring below this waits for the coordinator too (``None``: any score).
+    min_score: float | None = Field(default=None, ge=0)
     #: The coordinator's digest (``tandem digest``): weekly, monthly (first week) or off.
     digest: DigestFrequency = DigestFrequency.WEEKLY
 

@@ -98,7 +98,7 @@ def is_destructive(intent: Intent, kind: RequestKind) -> bool:
     """Whether acting on ``intent`` wrongly would end or redirect a tandem. ("Not possible"
     to a shadowing request only declines a visit.)"""
     return intent in DESTRUCTIVE and not (
-        intent is Intent.DECLINE and kind is RequestKind.SHADOWING
+        intent is Intent.DECLINE and kind in (RequestKind.SHADOWING, RequestKind.PROPOSAL)
     )
 
 
@@ -643,6 +643,7 @@ _WEAK_MEANS: dict[Weak, dict[RequestKind, Intent]] = {
         RequestKind.INTRODUCTION: Intent.MET,
         RequestKind.PHASE_CHECK: Intent.PHASE_DONE,
         RequestKind.OFFICE: Intent.CONTINUE,
+        RequestKind.PROPOSAL: Intent.CONTINUE,
     },
     Weak.NO: {
         RequestKind.DECISION: Intent.DECLINE,
@@ -650,6 +651,7 @@ _WEAK_MEANS: dict[Weak, dict[RequestKind, Intent]] = {
         RequestKind.NUDGE: Intent.SNOOZE,
         RequestKind.PHASE_CHECK: Intent.SNOOZE,
         RequestKind.OFFICE: Intent.DECLINE,
+        RequestKind.PROPOSAL: Intent.DECLINE,
     },
     Weak.NOT_YET: {
         RequestKind.DECISION: Intent.UNDECIDED,

@@ -26,7 +26,14 @@ from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from tandem.answers import Answer, AnswerDetails, AnswerResult, Intent
+from tandem.answers import (
+    Answer,
+    AnswerDetails,
+    AnswerResult,
+    Intent,
+    RequestKind,
+    request_id,
+)
 from tandem.lifecycle.answer_rules import office_request
 from tandem.lifecycle.events import TandemInput
 from tandem.lifecycle.rules import Rules
@@ -225,6 +232,20 @@ class TandemClient:
             answer_id=f"office-{digest}",
         )
         return answer, await self.answer(mentee_id, answer)
+
+    async def decide_proposal(self, mentee_id: str, approve: bool) -> AnswerResult:
+        """``tandem approve`` / ``tandem reject``: the coordinator's answer to the proposal
+        waiting now; its id is the proposal's, so a retried command is one answer."""
+        state = await self.state(mentee_id)
+        rid = request_id(RequestKind.PROPOSAL, state.rematches)
+        word = "approve" if approve else "reject"
+        answer = Answer(
+            role=Role.COORDINATOR,
+            request_id=rid,
+            intent=Intent.CONTINUE if approve else Intent.DECLINE,
+            answer_id=f"office-{word}-{state.enrolment}-{rid}",
+        )
+        return await self.answer(mentee_id, answer)
 
     async def advance(self, mentee_id: str, phase: str) -> OperatorResult:
         result: OperatorResult = await self._update(

@@ -68,6 +68,8 @@ def office_request(state: TandemState, role: Role, intent: Intent) -> str:
 def check_answer(state: TandemState, rules: Rules, answer: Answer) -> str:
     """The id of the request ``answer`` goes to, or ``Refused`` with the reason."""
     role, intent = answer.role, answer.intent
+    if role is Role.COORDINATOR:
+        return _check_proposal_answer(state, answer)
     if role not in PEOPLE:
         raise Refused("only the mentor or the mentee can answer")
     if state.status in FINAL_STATUSES:
@@ -96,6 +98,18 @@ def check_answer(state: TandemState, rules: Rules, answer: Answer) -> str:
             return rid
         if request is None or request.round != state.rematches or role not in request.who:
             raise Refused("this request is closed")
+    return rid
+
+
+def _check_proposal_answer(state: TandemState, answer: Answer) -> str:
+    """The coordinator answers one thing: the proposal of the match in front of them."""
+    if state.status is not TandemStatus.PROPOSED:
+        raise Refused(f"no match waits for approval (the tandem is {state.status.value})")
+    rid = request_id(RequestKind.PROPOSAL, state.rematches)
+    if answer.request_id not in (rid, OFFICE_PHONE):
+        raise Refused("this request is closed")
+    if answer.intent not in (Intent.CONTINUE, Intent.DECLINE):
+        raise Refused(f"'{answer.intent.value}' is not an answer to this request")
     return rid
 
 

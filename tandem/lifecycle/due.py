@@ -30,6 +30,8 @@ class DueKind(StrEnum):
     REMIND_PHASE = "remind_phase"
     NUDGE = "nudge"  # the check-in of this period
     SNOOZE_OVER = "snooze_over"  # one person asked to be reminded later
+    REMIND_PROPOSAL = "remind_proposal"  # the coordinator has not approved the match yet
+    ESCALATE_PROPOSAL = "escalate_proposal"
 
 
 _ORDER = {kind: i for i, kind in enumerate(DueKind)}
@@ -43,6 +45,10 @@ class Due(NamedTuple):
 
 def decision_id(state: TandemState) -> str:
     return request_id(RequestKind.DECISION, state.rematches)
+
+
+def proposal_id(state: TandemState) -> str:
+    return request_id(RequestKind.PROPOSAL, state.rematches)
 
 
 def phase_check_id(state: TandemState) -> str:
@@ -68,6 +74,10 @@ def due_items(state: TandemState, rules: Rules) -> list[Due]:
     if s.status in (TandemStatus.MATCHING, TandemStatus.WAITING_FOR_MENTOR):
         if s.next_match_at is not None:
             items.append(Due(s.next_match_at, DueKind.MATCH))
+    elif s.status is TandemStatus.PROPOSED:
+        request = s.requests.get(proposal_id(s))
+        if request is not None and request.asked_at is not None:
+            items += _follow_ups(request, rules, PROPOSAL_FOLLOW_UPS)
     elif s.status is TandemStatus.INTRODUCED and s.introduced_at is not None:
         items.append(Due(s.introduced_at + rules.first_meeting_window, DueKind.ASK_DECISION))
     elif s.status is TandemStatus.DECIDING:
@@ -98,6 +108,8 @@ def due_items(state: TandemState, rules: Rules) -> list[Due]:
 #: (asked again, reminder, escalation) of a request: the same rule for every question asked.
 DECISION_FOLLOW_UPS = (DueKind.REASK_DECISION, DueKind.REMIND_DECISION, DueKind.ESCALATE_DECISION)
 PHASE_FOLLOW_UPS = (DueKind.REASK_PHASE, DueKind.REMIND_PHASE, DueKind.ESCALATE_PHASE)
+#: A proposal is never asked again later: the first item is never due (no ``reask_at``).
+PROPOSAL_FOLLOW_UPS = (DueKind.REMIND_PROPOSAL, DueKind.REMIND_PROPOSAL, DueKind.ESCALATE_PROPOSAL)
 
 
 def _follow_ups(

@@ -34,6 +34,7 @@ class Template(StrEnum):
     MENTOR_LEFT = "mentor_left"
     # to the programme office
     NO_MENTOR_COORDINATOR = "no_mentor_coordinator"
+    PROPOSAL_COORDINATOR = "proposal_coordinator"
     DECISION_ESCALATION_COORDINATOR = "decision_escalation_coordinator"
     NEEDS_COORDINATOR_COORDINATOR = "needs_coordinator_coordinator"
     AT_RISK_COORDINATOR = "at_risk_coordinator"

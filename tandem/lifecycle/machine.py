@@ -19,7 +19,14 @@ from tandem.lifecycle.answer_rules import (
     open_shadowing,
     person_of,
 )
-from tandem.lifecycle.due import Due, DueKind, decision_id, due_items, phase_check_id
+from tandem.lifecycle.due import (
+    Due,
+    DueKind,
+    decision_id,
+    due_items,
+    phase_check_id,
+    proposal_id,
+)
 from tandem.lifecycle.effects import (
     Effect,
     FindMentor,
@@ -298,6 +305,16 @@ class _Step:
                 facts={"waiting_for": waiting},
             )
             self.record("decision_escalated")
+        elif kind in (DueKind.REMIND_PROPOSAL, DueKind.ESCALATE_PROPOSAL):
+            proposal = s.requests[proposal_id(s)]
+            if kind is DueKind.REMIND_PROPOSAL:
+                proposal.reminded = True
+                self.mail_proposal(reminder=True)
+                self.record("proposal_reminded")
+            else:
+                proposal.escalated = True
+                self.mail_proposal(escalated=True)
+                self.record("proposal_escalated")
         elif kind is DueKind.NUDGE:
             self.nudge()
         elif kind is DueKind.SNOOZE_OVER:
@@ -349,6 +366,59 @@ class _Step:
         s.coordinator_told_no_mentor = False
         s.next_match_at = None
         s.decision = DecisionState()
+        if self.rules.needs_approval(found.score):
+            self.propose()
+            return
+        self.introduce()
+
+    def propose(self) -> None:
+        """The match waits for the coordinator: the proposal goes to the office with its
+        score and reasons; nobody else is told until it is approved."""
+        s = self.s
+        s.status = TandemStatus.PROPOSED
+        proposal = proposal_id(s)
+        self.open_request(proposal, [Role.COORDINATOR], asked_at=self.now)
+        self.mail_proposal()
+        self.record("proposed")
+        self.message = "the match waits for the coordinator's approval"
+
+    def mail_proposal(self, *, reminder: bool = False, escalated: bool = False) -> None:
+        s = self.s
+        facts = {
+            "score": "" if s.match_score is None else f"{s.match_score:g}",
+            "reasons": "; ".join(s.match_reasons),
+            "mentor_id": s.mentor_id or "",
+        }
+        if self.rules.min_score is not None:
+            facts["min_score"] = f"{self.rules.min_score:g}"
+        if reminder:
+            facts["reminder"] = "1"
+        if escalated:
+            facts["escalated"] = "1"
+        self.mail(
+            Template.PROPOSAL_COORDINATOR, Role.COORDINATOR, request=proposal_id(s), facts=facts
+        )
+
+    def decide_proposal(self, approved: bool) -> None:
+        """``ok``: the pair is introduced. ``nein``: the seat goes back, that mentor is left
+        out and the next proposal follows; it does not count against the pair's rematches
+        (they never knew)."""
+        s = self.s
+        self.close_request(proposal_id(s))
+        if approved:
+            self.record("proposal_approved")
+            self.introduce()
+            self.message = "approved: both are introduced"
+            return
+        self.record("proposal_rejected")
+        self.unmatch()
+        s.rematches -= 1
+        s.status = TandemStatus.MATCHING
+        s.next_match_at = self.now
+        self.message = "rejected: looking for another mentor"
+
+    def introduce(self) -> None:
+        s = self.s
         s.introduced_at = self.now
         s.status = TandemStatus.INTRODUCED
         decision = decision_id(s)
@@ -627,6 +697,9 @@ class _Step:
         s = self.s
         if s.status in (TandemStatus.MATCHING, TandemStatus.WAITING_FOR_MENTOR):
             raise Refused("the tandem is already looking for a mentor")
+        if s.status is TandemStatus.PROPOSED:  # nobody was told: the proposal is rejected
+            self.decide_proposal(approved=False)
+            return
         for role in PEOPLE:
             self.mail(Template.DECISION_DECLINED, role)
         self.unmatch()
@@ -679,7 +752,9 @@ class _Step:
         rid = check_answer(s, self.rules, answer)
         kind = request_kind(rid)
         s.answer_ids = [*s.answer_ids, answer.answer_id][-KEEP_ANSWER_IDS:]
-        if kind is RequestKind.SHADOWING:
+        if kind is RequestKind.PROPOSAL:
+            self.decide_proposal(intent is Intent.CONTINUE)
+        elif kind is RequestKind.SHADOWING:
             self.close_request(rid)
             accepted = "yes" if intent is Intent.CONTINUE else "no"
             self.mail(Template.SHADOWING_ANSWER, Role.MENTEE, facts={"accepted": accepted})

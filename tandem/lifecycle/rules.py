@@ -6,6 +6,7 @@ Names, labels and the office's address stay in the programme file; activities re
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -31,6 +32,15 @@ class Rules(BaseModel):
     max_rematches: int
     waiting_retry_every: timedelta
     phase_check_lead: timedelta
+    #: Matches the coordinator approves first (defaults: none, as before these existed).
+    approval: Literal["none", "coordinator"] = "none"
+    min_score: float | None = None
+
+    def needs_approval(self, score: float | None) -> bool:
+        """Whether a match with this score waits for the coordinator's "ok"."""
+        if self.approval == "coordinator":
+            return True
+        return self.min_score is not None and (score is None or score < self.min_score)
 
     @classmethod
     def of(cls, program: Program) -> Rules:
@@ -46,6 +56,8 @@ class Rules(BaseModel):
             max_rematches=program.max_rematches,
             waiting_retry_every=program.waiting_retry_every,
             phase_check_lead=program.phase_check_lead,
+            approval=program.approval,
+            min_score=program.min_score,
         )
 
     @property
