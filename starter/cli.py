@@ -20,6 +20,7 @@ from starter import (
     operate_cmds,
     privacy_cmds,
     reply_cmd,
+    report_cmd,
     retention_cmd,
     tandem_cmds,
     who_cmd,
@@ -63,6 +64,7 @@ app.command("export")(privacy_cmds.export)
 app.command("forget")(privacy_cmds.forget)
 app.command("who")(who_cmd.who_cmd)
 app.command("retention")(retention_cmd.retention)
+app.command("report")(report_cmd.report)
 app.command("digest")(digest_cmd.digest)
 
 
