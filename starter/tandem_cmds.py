@@ -8,7 +8,6 @@ from typing import Annotated, Any
 
 import asyncpg
 import typer
-from rich.table import Table
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -22,6 +21,7 @@ from starter.common import (
     print_json,
     run,
 )
+from starter.views import list_lines, status_lines
 from tandem.cohort import Pairing
 from tandem.models import Mentee, TandemState, TandemStatus
 from tandem.programs import Program, ProgramError, load_program
@@ -339,22 +339,7 @@ def status(
     if as_json:
         print_json(state.model_dump(mode="json"))
         return
-    table = Table(show_header=False, box=None)
-    for key, value in state.model_dump(mode="json").items():
-        table.add_row(key, "-" if value in (None, []) else str(value))
-    console.print(table)
-    why = match_explanation(state)
-    if why:
-        console.print(why, markup=False, highlight=False, soft_wrap=True)
-
-
-def match_explanation(state: TandemState) -> str | None:
-    """Why this mentor, in words: the match's reasons and its score (None before a match)."""
-    if state.mentor_id is None or not state.match_reasons:
-        return None
-    because = ", ".join(state.match_reasons)
-    score = "" if state.match_score is None else f" (score {state.match_score:g})"
-    return f"matched with {state.mentor_id} because: {because}{score}"
+    typer.echo("\n".join(status_lines(state)))
 
 
 def list_tandems(
@@ -380,15 +365,8 @@ def list_tandems(
     if as_json:
         print_json(rows)
         return
-    table = Table("mentee", "status", "phase", "programme", "mentor", "next nudge")
-    for column in table.columns[:2] + table.columns[4:5]:
-        column.no_wrap = True  # ids and status are what people search for: never cut them
-    for r in rows:
-        nudge = r["next_nudge_at"]
-        shown = {**r, "next_nudge_at": nudge[:16].replace("T", " ") if nudge else None}
-        table.add_row(*[shown[k] or "-" for k in shown])
-    console.print(table)
-    console.print(f"{len(rows)} tandem(s)")
+    typer.echo("\n".join(list_lines(rows)))
+    typer.echo(f"{len(rows)} tandem(s)")
 
 
 def visibility_query(status: TandemStatus | None, phase: str | None, program: str | None) -> str:
