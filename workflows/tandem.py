@@ -47,6 +47,7 @@ with workflow.unsafe.imports_passed_through():
         decide,
         next_deadline,
     )
+    from tandem.lifecycle.due import waiting_for
     from tandem.lifecycle.effects import EffectBatch, TandemRef
     from tandem.lifecycle.events import TandemInput
     from tandem.messages import (
@@ -202,7 +203,9 @@ class TandemWorkflow:
             await workflow.wait_condition(woken)
         elif timeout > timedelta(0):
             try:
-                await workflow.wait_condition(woken, timeout=timeout, timeout_summary="next due")
+                await workflow.wait_condition(
+                    woken, timeout=timeout, timeout_summary=waiting_for(self._state, self._rules)
+                )
             except TimeoutError:
                 # The timer fired: the deadline is reached, whatever the clock of this task
                 # says. What fires next then depends on history only, never on a clock

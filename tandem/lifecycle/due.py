@@ -129,6 +129,32 @@ def _follow_ups(
     return items
 
 
+#: What the workflow waits for, as the UI's timeline names its timer.
+WAITING_FOR = {
+    DueKind.COMPLETE: "end of the last phase",
+    DueKind.RESUME: "end of the pause",
+    DueKind.MATCH: "next search for a mentor",
+    DueKind.ASK_DECISION: "decision after the first meeting",
+    DueKind.REASK_DECISION: "decision, asked again",
+    DueKind.ESCALATE_DECISION: "decision escalation",
+    DueKind.REMIND_DECISION: "decision reminder",
+    DueKind.ASK_PHASE: "phase check",
+    DueKind.REASK_PHASE: "phase check, asked again",
+    DueKind.ESCALATE_PHASE: "phase check escalation",
+    DueKind.REMIND_PHASE: "phase check reminder",
+    DueKind.NUDGE: "next check-in",
+    DueKind.SNOOZE_OVER: 'check-in after "later"',
+    DueKind.REMIND_PROPOSAL: "proposal reminder",
+    DueKind.ESCALATE_PROPOSAL: "proposal escalation",
+}
+
+
+def waiting_for(state: TandemState, rules: Rules) -> str:
+    """The timer's summary: "wait: next check-in" (ids and kinds only)."""
+    items = due_items(state, rules)
+    return f"wait: {WAITING_FOR[items[0].kind]}" if items else "wait: an answer or the office"
+
+
 def next_deadline(state: TandemState, rules: Rules) -> datetime | None:
     """When the workflow must wake up next by itself (``None``: only a message wakes it)."""
     items = due_items(state, rules)

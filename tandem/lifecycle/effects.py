@@ -196,12 +196,20 @@ class EffectBatch(BaseModel):
         ]
 
     def summary(self) -> str:
-        """What the UI's timeline shows for the activity: event kinds and mails, no data."""
+        """What the UI's timeline shows for the activity, e.g. "record: introduced · mail
+        introduction mentee → mentee, introduction mentor → mentor": kinds and roles only."""
         kinds = [k for e in self.effects if isinstance(e, RecordEvent) for k in e.kinds]
         mails = [
-            f"{e.template.value}→{e.to.value}" for e in self.effects if isinstance(e, SendMail)
+            f"{e.template.value.replace('_', ' ')} → {e.to.value}"
+            for e in self.effects
+            if isinstance(e, SendMail)
         ]
         other = [
-            e.type for e in self.effects if isinstance(e, ReleaseSeat | RevokeTokens | ResendMails)
+            e.type.replace("_", " ")
+            for e in self.effects
+            if isinstance(e, ReleaseSeat | RevokeTokens | ResendMails)
         ]
-        return " · ".join([", ".join(kinds), *mails, *other])[:300]
+        parts = [f"record: {', '.join(kinds)}"] if kinds else []
+        if mails:
+            parts.append(f"mail {', '.join(mails)}")
+        return " · ".join([*parts, *other])[:300]
