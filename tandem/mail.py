@@ -1,7 +1,9 @@
 """Outgoing mail, pure: deterministic Message-IDs, reply tokens and template rendering.
 
 Texts live as Jinja files in ``tandem/templates/<language>/<name>.txt.j2``; each file has a
-``subject`` block and a ``body`` block.
+``subject`` block and a ``body`` block. Templates address people and say durations through
+the functions of ``tandem/salutation.py`` and ``tandem/durations.py`` (``greeting``,
+``named``, ``full_name``, ``every``, ``within``, ``ago``, ``human_duration``), never by hand.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import base64
 import hashlib
 import hmac
 import re
+from datetime import timedelta
 from email.utils import parseaddr
 from functools import lru_cache
 from pathlib import Path
@@ -17,9 +20,11 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from tandem.durations import ago, every, human_duration, within
 from tandem.messages import MailRequest
 from tandem.models import Mentee, Mentor, Role
 from tandem.programs import Program, phase_label
+from tandem.salutation import full_name, greeting, named
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 
@@ -165,7 +170,7 @@ def message_ids(value: str) -> list[str]:
 
 @lru_cache
 def _environment() -> Environment:
-    return Environment(
+    env = Environment(
         loader=FileSystemLoader(TEMPLATES_DIR),
         undefined=StrictUndefined,
         autoescape=False,  # noqa: S701 - plain-text mail, never HTML
@@ -173,6 +178,23 @@ def _environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    env.globals.update(
+        greeting=greeting,
+        named=named,
+        full_name=full_name,
+        every=every,
+        within=within,
+        ago=ago,
+        human_duration=human_duration,
+    )
+    env.filters["upper_first"] = _upper_first
+    return env
+
+
+def _upper_first(text: str) -> str:
+    """``in 30 Tagen`` -> ``In 30 Tagen`` at the start of a sentence (``capitalize`` would
+    also lower the rest: ``In 30 tagen``)."""
+    return text[:1].upper() + text[1:]
 
 
 class RenderedMail:
@@ -206,6 +228,11 @@ def mail_context(
         "other": other,
         "program": program,
         "mentee_id": mentee.id,
+        #: The mail asks a question its reply answers (it has a request): only then does it
+        #: invite a reply; any other mail says where questions go instead.
+        "asks": request.request_id is not None,
+        #: The rhythm the transition names (``cadence_days``), else ``None``.
+        "cadence": _cadence(request.facts.get("cadence_days")),
         "phase_label": phase_label(program, request.phase, language),
         "facts": _with_labels(
             {"audience": request.to.value, "phase": request.phase, **request.facts},
@@ -214,6 +241,14 @@ def mail_context(
         ),
     }
     return recipient, context
+
+
+def _cadence(days: str | None) -> timedelta | None:
+    """A fact's number of days as a duration; ``None`` when missing or not a positive number."""
+    try:
+        return timedelta(days=float(days)) if days and float(days) > 0 else None
+    except (ValueError, OverflowError):  # not a number, or no duration a timedelta holds
+        return None
 
 
 def _with_labels(facts: dict[str, str], program: Program, language: str) -> dict[str, str]:
