@@ -471,7 +471,12 @@ class TandemWorkflow:
     def _details(self) -> str:
         """What the UI shows on the workflow page: status at a glance, ids only."""
         s = self._state
-        lines = []
+        # The run's own summary line: a continued run has no static summary (the SDK sets
+        # one only at start), so the details carry what it says, on every run.
+        since = s.enrolled_at.date().isoformat() if s.enrolled_at else "-"
+        lines = [
+            f"Tandem of mentee `{s.mentee_id}` ({s.program}), no. {s.enrolment}, since {since}"
+        ]
         if s.attention is not None:
             lines.append(
                 f"**NEEDS ATTENTION** ({s.attention}): fix the cause, then"
@@ -486,7 +491,7 @@ class TandemWorkflow:
             f" · check-ins {every(s.cadence_days, 'en') if s.cadence_days > 0 else 'never'}",
         ]
         if s.next_nudge_at:
-            lines.append(f"next nudge: {s.next_nudge_at.isoformat(timespec='minutes')}")
+            lines.append(f"next check-in: {s.next_nudge_at.isoformat(timespec='minutes')}")
         if s.last_contact_at:
             lines.append(f"last contact: {s.last_contact_at.isoformat(timespec='minutes')}")
         if s.paused_until:
