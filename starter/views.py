@@ -4,6 +4,7 @@ only, as everything the workflow holds; ``tandem who`` gives names."""
 
 from __future__ import annotations
 
+import textwrap
 from datetime import datetime
 from typing import Any
 
@@ -36,10 +37,11 @@ def status_lines(state: TandemState) -> list[str]:
             f"  NEEDS ATTENTION since {_when(s.attention_since)}: {s.attention}"
             f" — fix it, then `tandem retry {s.mentee_id}`"
         )
-    lines.append(f"  programme {s.program}, phase {s.phase} since {_when(s.phase_started_at)}")
+    since = f" since {_when(s.phase_started_at)}" if s.phase_started_at else ""
+    lines.append(f"  programme {s.program}, phase {s.phase}{since}")
     why = match_explanation(s)
     if why is not None:
-        lines.append(f"  {why}")
+        lines += textwrap.wrap(why, 78, initial_indent="  ", subsequent_indent="    ")
     elif s.mentor_id is not None:
         lines.append(f"  mentor {s.mentor_id}")
     else:
@@ -75,29 +77,37 @@ def status_lines(state: TandemState) -> list[str]:
     return lines
 
 
-#: ``tandem list`` columns: (key, title, width). 12+20+10+20+11 + 4 gaps = 77 columns.
+#: ``tandem list`` columns: (key, title, widest). Ids are never cut (they are what people
+#: search for and type); the other columns are as wide as their widest value. With ids of
+#: up to 16 characters a line fits 80 columns.
 LIST_COLUMNS = (
-    ("mentee_id", "mentee", 12),
-    ("status", "status", 20),
-    ("phase", "phase", 10),
-    ("mentor_id", "mentor", 20),
-    ("next_nudge_at", "next check-in", 11),
+    ("mentee_id", "mentee", None),
+    ("status", "status", 18),
+    ("phase", "phase", 12),
+    ("mentor_id", "mentor", None),
+    ("next_nudge_at", "next check-in", 13),
 )
 
 
-def _cell(value: Any, width: int) -> str:
+def _cell(value: Any, width: int | None) -> str:
     text = "-" if value in (None, "") else str(value)
-    return text if len(text) <= width else text[: width - 1] + "…"
+    if width is None or len(text) <= width:
+        return text
+    return text[: width - 1] + "…"
 
 
 def list_lines(rows: list[dict[str, Any]]) -> list[str]:
-    """One line per tandem, at most 80 columns; ids longer than their column are cut with
-    "…" (``--json`` has them whole)."""
-    widths = [w for _, _, w in LIST_COLUMNS]
-    out = [" ".join(t.ljust(w) for (_, t, w) in LIST_COLUMNS).rstrip()]
-    for row in rows:
-        nudge = row.get("next_nudge_at")
-        shown = {**row, "next_nudge_at": str(nudge)[:10] if nudge else None}
-        cells = [_cell(shown.get(k), w) for (k, _, w) in LIST_COLUMNS]
-        out.append(" ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip())
-    return out
+    """One line per tandem, columns as wide as their content."""
+    cells = [
+        [
+            _cell(str(row.get(k))[:10] if k == "next_nudge_at" and row.get(k) else row.get(k), w)
+            for (k, _, w) in LIST_COLUMNS
+        ]
+        for row in rows
+    ]
+    titles = [t for (_, t, _) in LIST_COLUMNS]
+    widths = [max([len(t), *(len(r[i]) for r in cells)]) for i, t in enumerate(titles)]
+    return [
+        " ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip()
+        for line in [titles, *cells]
+    ]
