@@ -20,13 +20,13 @@ def _plain(row: Any) -> dict[str, Any]:
 async def who(conn: Conn, person_id: str) -> dict[str, Any]:
     """The person as mentee and/or mentor, with the other side of each tandem by name."""
     mentee = await conn.fetchrow(
-        "SELECT id, first_name, last_name, email, program, phase, region, specialty,"
-        " language FROM mentees WHERE id = $1",
+        "SELECT id, salutation, title, first_name, last_name, email, program, phase, region,"
+        " specialty, language FROM mentees WHERE id = $1",
         person_id,
     )
     mentor = await conn.fetchrow(
-        "SELECT id, first_name, last_name, email, programs, region, specialty, capacity,"
-        " language FROM mentors WHERE id = $1",
+        "SELECT id, salutation, title, first_name, last_name, email, programs, region,"
+        " specialty, capacity, language FROM mentors WHERE id = $1",
         person_id,
     )
     if mentee is None and mentor is None:

@@ -57,7 +57,8 @@ class PgDirectory:
         if table is None:
             return None
         row = await self._pool.fetchrow(
-            f"SELECT email, first_name, last_name, language FROM {table} WHERE id = $1",
+            f"SELECT email, first_name, last_name, language, salutation, title FROM {table}"
+            " WHERE id = $1",
             person_id,
         )
         if row is None:
@@ -68,6 +69,8 @@ class PgDirectory:
             first_name=row["first_name"],
             last_name=row["last_name"],
             language=Language(language),
+            salutation=row["salutation"] or "",
+            title=row["title"] or "",
         )
 
     async def _office(self, person_id: str) -> Person | None:

@@ -136,6 +136,9 @@ class Person:
     first_name: str
     last_name: str
     language: Language
+    #: "Frau" / "Herr" / "" and an academic title, as on file: the notices greet as mails do.
+    salutation: str = ""
+    title: str = ""
 
 
 class Directory(Protocol):

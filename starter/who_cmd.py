@@ -21,11 +21,17 @@ async def lookup(dsn: str, person_id: str) -> dict[str, Any]:
         await conn.close()
 
 
+def _name(person: dict[str, Any]) -> str:
+    """As the office would write it: "Frau Dr. Katrin Weber"."""
+    parts = (person["salutation"], person["title"], person["first_name"], person["last_name"])
+    return " ".join(p for p in parts if p)
+
+
 def _block(data: dict[str, Any]) -> str:
     lines: list[str] = []
     if (m := data["as_mentee"]) is not None:
         lines += [
-            f"{m['id']}: {m['first_name']} {m['last_name']} <{m['email']}> — mentee",
+            f"{m['id']}: {_name(m)} <{m['email']}> — mentee",
             f"  programme {m['program']}, phase {m['phase']}"
             + (f", {m['region']}" if m["region"] else "")
             + (f", {m['specialty']}" if m["specialty"] else ""),
@@ -45,7 +51,7 @@ def _block(data: dict[str, Any]) -> str:
             ]
     if (r := data["as_mentor"]) is not None:
         lines += [
-            f"{r['id']}: {r['first_name']} {r['last_name']} <{r['email']}> — mentor",
+            f"{r['id']}: {_name(r)} <{r['email']}> — mentor",
             f"  programmes {', '.join(r['programs'])}; seats {r['seats_taken']} of"
             f" {r['capacity']} taken",
         ]

@@ -350,3 +350,21 @@ async def test_the_demo_rhythm_is_said_as_every_minute(
     assert english.startswith("Dear Dr Brandt,\n")
     assert "We will check in every minute" in english and "quarter" not in english
     assert "check-ins every minute" in metadata.current_details
+
+
+async def test_the_gateways_notices_greet_as_the_mails_do(db: asyncpg.Pool) -> None:
+    """The reply notices (confirmed, help, asked back) take the person from the gateway's
+    directory: with salutation and title, so "Sehr geehrte Frau Dr. Weber" there too."""
+    from replies.directory import PgDirectory
+    from tandem.models import Role
+    from tandem.salutation import greeting
+
+    await db.execute(
+        "INSERT INTO mentors (id, first_name, last_name, email, programs, capacity,"
+        " salutation, title) VALUES ('M-gw', 'Katrin', 'Weber', 'k.weber@praxis.example.org',"
+        " '{stipendium-hausarzt}', 1, 'Frau', 'Dr. med.')"
+    )
+    person = await PgDirectory(db).person(Role.MENTOR, "M-gw")
+    assert person is not None
+    assert greeting(person, "de") == "Sehr geehrte Frau Dr. Weber"
+    assert greeting(person, "en") == "Dear Dr Weber"
