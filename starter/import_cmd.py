@@ -117,7 +117,8 @@ def mentors(file: FileArg, as_json: JsonOpt = False, dry_run: DryRunOpt = False)
 
     Columns: id, first_name, last_name, email, programs, region, specialty, capacity, language.
 
-    programs: ids separated by |. language: de or en (empty = de).
+    programs: ids separated by |. language: de or en (empty = de). Optional: salutation
+    (Frau, Herr or empty) and title (Dr., Prof. Dr., ...), for the greeting of every mail.
     """
     _import("mentors", file, as_json=as_json, dry_run=dry_run)
 
@@ -129,7 +130,9 @@ def mentees(file: FileArg, as_json: JsonOpt = False, dry_run: DryRunOpt = False)
     Columns: id, first_name, last_name, email, program, phase, region, specialty,
     expected_phase_end, language.
 
-    expected_phase_end: YYYY-MM-DD or empty. language: de or en (empty = de).
+    phase: empty (or no column) = the programme's first phase. expected_phase_end:
+    YYYY-MM-DD or empty. language: de or en (empty = de). Optional: salutation (Frau, Herr
+    or empty) and title (Dr., Prof. Dr., ...), for the greeting of every mail.
     """
     _import("mentees", file, as_json=as_json, dry_run=dry_run)
 
