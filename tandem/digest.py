@@ -3,6 +3,7 @@ acts on it. Pure: the rows come from the database (``activities/digest.py``), th
 filled in there too; this module only decides what is a line and when a digest is due.
 
 Sections, in the order the mail shows them:
+- proposed matches waiting for the office's "ok";
 - waiting for a mentor (matching or no mentor free), since when;
 - decisions still open after the escalation;
 - tandems at risk (check-ins unanswered);
@@ -27,6 +28,7 @@ class DigestFrequency(StrEnum):
 
 
 class Section(StrEnum):
+    PROPOSAL = "proposal"
     WAITING = "waiting"
     DECISION = "decision"
     AT_RISK = "at_risk"
@@ -108,6 +110,16 @@ def lines_for(tandem: TandemRow, events: list[EventRow]) -> list[DigestLine]:
         return []
     m = tandem.mentee_id
     lines: list[DigestLine] = []
+    if tandem.status == TandemStatus.PROPOSED.value:
+        proposed = _last(events, "proposed")
+        lines.append(
+            DigestLine(
+                Section.PROPOSAL,
+                m,
+                proposed.at if proposed else None,
+                f"tandem approve {m} / tandem reject {m}",
+            )
+        )
     if tandem.status in _WAITING:
         since = None
         for event in reversed(events):

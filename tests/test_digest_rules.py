@@ -100,3 +100,10 @@ def test_weekly_every_week_monthly_in_the_first_week_off_never() -> None:
     assert period_key(DigestFrequency.MONTHLY, monday) == "2027-03"
     assert period_key(DigestFrequency.MONTHLY, monday + timedelta(days=7)) is None
     assert period_key(DigestFrequency.OFF, monday) is None
+
+
+def test_a_proposed_match_waits_for_the_offices_ok() -> None:
+    events = [ev("enrolled", "matching", 0), ev("proposed", "proposed", 1)]
+    assert sections("proposed", events) == [
+        (Section.PROPOSAL, T0 + timedelta(days=1), "tandem approve S-7 / tandem reject S-7")
+    ]
