@@ -117,14 +117,18 @@ async def test_the_web_ui_of_tandem_dev_shows_the_decoded_tandem(
                 decoded_input = page.get_by_role("textbox", name="Input")
                 await expect(decoded_input).to_contain_text(f'"mentee_id": "{s1}"', timeout=60_000)
                 await expect(decoded_input).to_contain_text('"first_meeting_window": "P30D"')
-                await expect(page.get_by_text("carry_out • enrolled").first).to_be_visible()
+                await expect(page.get_by_text("carry_out • record: enrolled").first).to_be_visible()
                 shot = screenshot_path(tmp_path)
                 await page.screenshot(path=str(shot), full_page=True)
                 shown = await page.content()
                 await page.get_by_role("tab", name="User Metadata").click()
-                summary = page.frame_locator("iframe").first.get_by_text(  # rendered markdown
-                    f"Tandem of mentee {s1} (stipendium-hausarzt)"
-                )
+                summary = (
+                    page.frame_locator("iframe")
+                    .first.get_by_text(  # rendered markdown
+                        f"Tandem of mentee {s1} (stipendium-hausarzt)"
+                    )
+                    .first
+                )  # the static summary; the details' first line says it again
                 await expect(summary).to_be_visible(timeout=30_000)
             finally:
                 await context.close()
