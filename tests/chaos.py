@@ -447,11 +447,24 @@ class Stack:
         return p
 
     async def start_gateway(self) -> Proc:
-        p = await self._spawn("gateway")
-        self.gateway = p
-        if not await wait_for(lambda: port_open(self.gateway_port), 60):
-            raise RuntimeError(f"the gateway did not listen (log {p.log.name})")
-        return p
+        """Start the gateway as its supervisor would (compose: ``restart: unless-stopped``):
+        one that leaves before it listens (its database restarting at that moment, say) is
+        started again, for up to two minutes."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 120
+        while True:
+            p = await self._spawn("gateway")
+            self.gateway = p
+
+            async def listening_or_gone(p: Proc = p) -> bool:
+                return not p.alive or await port_open(self.gateway_port)
+
+            await wait_for(listening_or_gone, 60)
+            if await port_open(self.gateway_port):
+                return p
+            if p.alive or loop.time() > deadline:
+                raise RuntimeError(f"the gateway did not listen (log {p.log.name})")
+            await asyncio.sleep(1.0)  # the supervisor's back-off before the next start
 
     async def stop(self) -> None:
         for p in reversed(self.procs):
