@@ -24,11 +24,14 @@ lint: $(STAMP)
 test: lint
 	$(BIN)/pytest -q $(ARGS)
 
+# Tandem beside bare Temporal (issue 12), ~20 minutes; ARGS=--quick for a smoke run, e.g.
+# make bench ARGS="--reps 5 --json bench.json --profile".
 bench: $(STAMP)
-	$(BIN)/python -m tests.bench
+	$(BIN)/python -m tests.bench $(ARGS)
 
+# The time-skipping part alone: history per tandem-year, the 13-year lifecycle.
 bench-lifecycle: $(STAMP)
-	$(BIN)/python -m tests.bench_lifecycle
+	$(BIN)/python -m tests.bench_lifecycle $(ARGS)
 
 # The long chaos run (>= 100 tandems, every fault, at most 15 minutes); ARGS=--short for the
 # test's form, e.g. make chaos ARGS="--tandems 150 --seed 7".
