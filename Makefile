@@ -24,8 +24,8 @@ lint: $(STAMP)
 test: lint
 	$(BIN)/pytest -q $(ARGS)
 
-# Tandem beside bare Temporal (issue 12), ~20 minutes; ARGS=--quick for a smoke run, e.g.
-# make bench ARGS="--reps 5 --json bench.json --profile".
+# Tandem beside bare Temporal (issue 12), ~40 minutes on 2 cores; ARGS=--quick: a smoke run.
+# More: make bench ARGS="--reps 5 --json bench.json --profile" (see --help).
 bench: $(STAMP)
 	$(BIN)/python -m tests.bench $(ARGS)
 

@@ -15,7 +15,7 @@ with a few tandems first. Paths:
   one is introduced (its mails in the sink, its projection row written).
 * nudge burst: N active tandems parked by one worker, due at the same instant; that worker
   stops, the instant passes, a fresh worker process starts and replays every one it picks up;
-  seconds from its start until the last of the 2·N mails.
+  seconds from the moment it polls until the last of the 2·N mails is in the sink.
 * worker memory per cached workflow: the worker's RSS growth over the N workflows the enrol
   path parked (after the warm-up), divided by N; on the bare worker also over N more that only
   sleep. The SDK caches 1,000 workflows by default (the product's worker keeps that), so the
@@ -142,6 +142,9 @@ class Results:
     notes: dict[str, Any] = field(default_factory=dict)
     profiles: dict[str, Any] = field(default_factory=dict)
     lifecycle: LifecycleFigures | None = None
+    #: The machine's load average (1 minute) at the start and at the end: other work on it
+    #: moves every figure.
+    load: list[float] = field(default_factory=list)
 
     def add(self, row: str, shape: str, value: float) -> None:
         self.figures.setdefault(row, {}).setdefault(shape, Figure()).add(value)
@@ -582,8 +585,11 @@ def _progress(what: str, value: str, since: float) -> None:
 
 
 async def run(config: Config) -> Results:
+    load = os.getloadavg()[0]
     async with bench_base() as base:
-        return await _run(config, base)
+        results = await _run(config, base)
+    results.load = [load, os.getloadavg()[0]]
+    return results
 
 
 async def _run(config: Config, base: Base) -> Results:
@@ -659,9 +665,11 @@ def _mark(ok: bool) -> str:
 def table(config: Config, results: Results) -> list[str]:
     """The table as Markdown lines."""
     r = results
+    load = " → ".join(f"{v:.1f}" for v in r.load)
     lines = [
-        f"Tandem beside bare Temporal, {os.cpu_count()} cores, one dev server, one worker"
-        f" process (scale-out: several), {config.reps} repetition(s): median [min-max]"
+        f"Tandem beside bare Temporal, {os.cpu_count()} cores (load average {load}), one dev"
+        f" server, one worker process (scale-out: several), {config.reps} repetition(s):"
+        " median [min-max]"
         + (
             " - a smoke run: tiny numbers, paths overlapping, figures not comparable"
             if config.overlap
@@ -799,7 +807,11 @@ def as_json(config: Config, results: Results) -> dict[str, Any]:
     life = results.lifecycle
     return {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "load_average": results.load,
+        },
         "config": {
             k: sorted(v) if isinstance(v, frozenset) else v for k, v in vars(config).items()
         },
