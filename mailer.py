@@ -23,16 +23,14 @@ async def run_mailer(
     from activities.smtp import SmtpSender
 
     pool = await create_pool(dsn, max_size=settings.mailer_concurrency + 2)
+    relay = sender or SmtpSender(settings)
     try:
-        outbox = Outbox(
-            pool,
-            settings,
-            sender or SmtpSender(settings),
-            ProgramCatalog(settings.programs_dir),
-        )
+        outbox = Outbox(pool, settings, relay, ProgramCatalog(settings.programs_dir))
         dispatcher = MailDispatcher(pool, outbox, concurrency=settings.mailer_concurrency)
         await dispatcher.run(stop)
     finally:
+        if isinstance(relay, SmtpSender):
+            await relay.close()  # QUIT on the relay sessions kept open
         await pool.close()
 
 

@@ -83,21 +83,22 @@ async def run_worker(
     from activities.smtp import SmtpSender
 
     pool = await create_pool(dsn)
+    relay = sender or SmtpSender(settings)
     try:
         programs = ProgramCatalog(settings.programs_dir)  # read on demand: new files work
         worker = build_worker(
             client,
             settings,
             matching=MatchingActivities(pool),
-            effects=EffectActivities(
-                pool, Outbox(pool, settings, sender or SmtpSender(settings), programs)
-            ),
+            effects=EffectActivities(pool, Outbox(pool, settings, relay, programs)),
         )
         async with worker:
             log.info("worker_started", task_queue=settings.task_queue)
             await metrics.sample_outbox(pool, stop)  # returns once stop is set
         log.info("worker_stopped")
     finally:
+        if isinstance(relay, SmtpSender):
+            await relay.close()  # QUIT on the relay sessions kept open
         await pool.close()
 
 

@@ -17,15 +17,14 @@ from temporalio.exceptions import ApplicationError
 
 from activities.people import Conn, get_mentee, get_mentees
 from tandem.cohort import CohortPlan, Pairing, assign
-from tandem.matching import Candidate, rank
+from tandem.matching import Candidate, MentorRow, rank
 from tandem.messages import MatchRequest, MatchResult
-from tandem.models import Language, Mentor
+from tandem.models import Language
 
 log = structlog.get_logger(__name__)
 
 _CANDIDATES = """
-SELECT m.id, m.first_name, m.last_name, m.email, m.programs, m.region, m.specialty,
-       m.capacity, m.language,
+SELECT m.id, m.programs, m.region, m.specialty, m.language,
        m.capacity - (SELECT count(*) FROM seats s WHERE s.mentor_id = m.id) AS free_seats
 FROM mentors m
 WHERE $1 = ANY (m.programs)
@@ -181,15 +180,12 @@ async def release_planned_seat(conn: Conn, mentee_id: str, mentor_id: str) -> bo
 
 
 def _candidate(row: asyncpg.Record) -> Candidate:
-    mentor = Mentor(
+    """Ranking reads ids and traits only: names and addresses stay in the database."""
+    mentor = MentorRow(
         id=row["id"],
-        first_name=row["first_name"],
-        last_name=row["last_name"],
-        email=row["email"],
-        programs=list(row["programs"]),
-        region=row["region"],
-        specialty=row["specialty"],
-        capacity=row["capacity"],
+        programs=tuple(row["programs"]),
+        region=row["region"] or "",
+        specialty=row["specialty"] or "",
         language=Language(row["language"]),
     )
     return Candidate(mentor=mentor, free_seats=int(row["free_seats"]))

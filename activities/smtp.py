@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
+from dataclasses import dataclass, field
 from email.message import EmailMessage
 
 import aiosmtplib
@@ -69,17 +71,68 @@ def _retry(kind: str, message: str) -> ApplicationError:
     return ApplicationError(message, type=kind)
 
 
+#: Idle relay sessions a sender keeps for the next mails (one per concurrent send, at most).
+IDLE_SESSIONS = 8
+#: An idle session older than this is closed, not reused: relays hang up on idle clients.
+IDLE_FOR_AT_MOST = 30.0
+#: Mails per session, then a fresh one (relays limit them, e.g. Postfix's 100 per session).
+MAILS_PER_SESSION = 50
+
+
+@dataclass
+class _Session:
+    smtp: aiosmtplib.SMTP
+    mails: int = 0
+    idle_since: float = field(default_factory=time.monotonic)
+
+
 class SmtpSender:
+    """Sends over a few relay sessions kept open between mails: a session's connect, EHLO,
+    STARTTLS and login are paid once per ``MAILS_PER_SESSION`` mails, not per mail. An idle
+    session is checked with NOOP before it carries a mail; a session that failed in any way
+    is closed, never reused."""
+
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
+        self._idle: list[_Session] = []
         self._closing: set[asyncio.Task[None]] = set()
 
     async def send(self, message: EmailMessage) -> None:
         """Raises ``MailRefused`` or a retryable ``ApplicationError``; never the relay's text.
 
-        Returns as soon as the relay accepted the data: the session's QUIT runs on its own, so
-        the caller marks the mail sent at once (the shorter the time between the relay's 250
-        and that mark, the smaller the chance that a crash sends a mail twice)."""
+        Returns as soon as the relay accepted the data, so the caller marks the mail sent at
+        once (the shorter the time between the relay's 250 and that mark, the smaller the
+        chance that a crash sends a mail twice)."""
+        session: _Session | None = None
+        try:
+            async with asyncio.timeout(SEND_TIMEOUT):
+                session = await self._session()
+                await session.smtp.send_message(message)
+        except Exception as err:  # every error is sorted and scrubbed here
+            if session is not None:
+                session.smtp.close()
+            raise classify(err) from None
+        session.mails += 1
+        self._give_back(session)
+
+    async def close(self) -> None:
+        """Say QUIT on every idle session (a worker that stops)."""
+        idle, self._idle = self._idle, []
+        await asyncio.gather(*(_quit(s.smtp) for s in idle))
+
+    async def _session(self) -> _Session:
+        """An idle session that still answers, else a new one."""
+        while self._idle:
+            session = self._idle.pop()
+            if time.monotonic() - session.idle_since > IDLE_FOR_AT_MOST:
+                self._quit_later(session)
+                continue
+            try:
+                await session.smtp.noop()
+            except Exception:  # the relay hung up meanwhile (a restart, its idle limit)
+                session.smtp.close()
+                continue
+            return session
         s = self._settings
         smtp = aiosmtplib.SMTP(
             hostname=s.smtp_host,
@@ -90,13 +143,21 @@ class SmtpSender:
             timeout=SEND_TIMEOUT,
         )
         try:
-            async with asyncio.timeout(SEND_TIMEOUT):
-                await smtp.connect()
-                await smtp.send_message(message)
-        except Exception as err:  # every error is sorted and scrubbed here
+            await smtp.connect()
+        except BaseException:
             smtp.close()
-            raise classify(err) from None
-        closing = asyncio.create_task(_quit(smtp))
+            raise
+        return _Session(smtp)
+
+    def _give_back(self, session: _Session) -> None:
+        if session.mails >= MAILS_PER_SESSION or len(self._idle) >= IDLE_SESSIONS:
+            self._quit_later(session)
+            return
+        session.idle_since = time.monotonic()
+        self._idle.append(session)
+
+    def _quit_later(self, session: _Session) -> None:
+        closing = asyncio.create_task(_quit(session.smtp))
         self._closing.add(closing)
         closing.add_done_callback(self._closing.discard)
 

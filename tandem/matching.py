@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
-from tandem.models import Mentee, Mentor
+from tandem.models import Language, Mentee
 
 #: What a shared trait is worth. Region matters most: mentees should be able to shadow.
 WEIGHTS = {
@@ -20,9 +21,37 @@ WEIGHTS = {
 MAX_FREE_SEAT_BONUS = 3
 
 
+class MentorTraits(Protocol):
+    """What ranking reads of a mentor: a ``Mentor`` has it, and so has ``MentorRow``."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def programs(self) -> Sequence[str]: ...
+    @property
+    def region(self) -> str: ...
+    @property
+    def specialty(self) -> str: ...
+    @property
+    def language(self) -> Language: ...
+
+
+@dataclass(frozen=True, slots=True)
+class MentorRow:
+    """A mentor as ranking sees it, read straight from the database's row: no name, no
+    address, nothing to validate again (the import validated it), so every candidate of
+    every match costs a tuple, not a model."""
+
+    id: str
+    programs: tuple[str, ...]
+    region: str
+    specialty: str
+    language: Language
+
+
 @dataclass(frozen=True)
 class Candidate:
-    mentor: Mentor
+    mentor: MentorTraits
     free_seats: int
 
 

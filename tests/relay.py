@@ -45,6 +45,9 @@ class FaultyRelay:
         self.rcpt_attempts: Counter[str] = Counter()
         #: set whenever a mail was stored (a test waits for it)
         self.stored = asyncio.Event()
+        #: SMTP sessions (connections) opened by clients so far, and the ones open now
+        self.sessions = 0
+        self._open: list[SMTP] = []
         self._server: asyncio.Server | None = None
         self.port = 0
 
@@ -53,12 +56,22 @@ class FaultyRelay:
         mailbox.Maildir(self.maildir, create=True)
         loop = asyncio.get_running_loop()
         handler = _Handler(self)
-        self._server = await loop.create_server(
-            lambda: SMTP(handler, hostname="faulty-relay", decode_data=False, loop=loop),
-            "127.0.0.1",
-            self.port,
-        )
+
+        def session() -> SMTP:
+            self.sessions += 1
+            smtp = SMTP(handler, hostname="faulty-relay", decode_data=False, loop=loop)
+            self._open.append(smtp)
+            return smtp
+
+        self._server = await loop.create_server(session, "127.0.0.1", self.port)
         self.port = self._server.sockets[0].getsockname()[1]
+
+    def hang_up(self) -> None:
+        """Close every open session, as a relay does to idle clients or when it restarts."""
+        for smtp in self._open:
+            if smtp.transport is not None:
+                smtp.transport.close()
+        self._open.clear()
 
     async def stop(self) -> None:
         if self._server is not None:
