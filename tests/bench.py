@@ -473,7 +473,7 @@ class DevBench:
         of the check-in) and is gone before the check-ins are due."""
         if kind == "tandem":
             settings = self.stack.settings.model_copy(update={"task_queue": queue})
-            async with running_worker(self.client, settings, pool):
+            async with running_worker(self.client, settings, pool, runner=workflow_runner()):
                 yield
             return
         parking = Worker(

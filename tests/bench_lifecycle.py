@@ -217,7 +217,7 @@ async def tandem_lifecycle(
             await t.answer(mail.to, answer, mail.request_id, answer_id=f"{mail.idempotency_key}/a")
 
     own = settings.model_copy(update={"task_queue": task_queue})
-    async with running_worker(env.client, own, pool, after_accept=people):
+    async with running_worker(env.client, own, pool, after_accept=people, runner=workflow_runner()):
         started = time.perf_counter()
         handle = await start_tandem(env.client, mentee(s), own)
         await handle.result()
@@ -266,7 +266,7 @@ async def run_lifecycle_paths(
         )
         async with bare:
             if years:
-                async with running_worker(env.client, settings, pool):
+                async with running_worker(env.client, settings, pool, runner=workflow_runner()):
                     steady_rows: list[Event] = []
                     for _ in range(reps):
                         year1, steady = await tandem_year(env, settings, pool)

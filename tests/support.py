@@ -23,7 +23,7 @@ from temporalio.client import (
     WorkflowUpdateStage,
 )
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
+from temporalio.worker import Worker, WorkflowRunner
 
 from activities.effects import EffectActivities
 from activities.mail import Outbox
@@ -37,7 +37,7 @@ from tandem.messages import MailRequest
 from tandem.models import Language, Mentee, Mentor, Role, TandemState, TandemStatus
 from tandem.programs import load_programs
 from tandem.settings import Settings
-from worker import build_worker
+from worker import build_worker, sandboxed_runner
 from workflows.tandem import TandemWorkflow, workflow_id
 
 T = TypeVar("T")
@@ -140,8 +140,11 @@ async def running_worker(
     pool: asyncpg.Pool,
     *,
     after_accept: Callable[[MailRequest], Awaitable[None]] | None = None,
+    runner: WorkflowRunner | None = None,
 ) -> AsyncIterator[Worker]:
-    """The production worker (real activities, real SMTP) on the test's own task queue."""
+    """The production worker (real activities, real SMTP) on the test's own task queue, its
+    workflows in the sandbox unless ``runner`` says otherwise (the benchmark runs the
+    worker's own): a forbidden call in workflow code fails the test."""
     programs = load_programs(settings.programs_dir)
     worker = build_worker(
         client,
@@ -151,6 +154,7 @@ async def running_worker(
             pool,
             Outbox(pool, settings, SmtpSender(settings), programs, after_accept=after_accept),
         ),
+        runner=runner or sandboxed_runner(),
     )
     async with worker:
         yield worker

@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 from temporalio.client import WorkflowHistory
-from temporalio.worker import Replayer
+from temporalio.worker import Replayer, WorkflowRunner
 
 from tandem.settings import Settings
 from tests.support import HISTORIES
-from worker import workflow_runner
+from worker import sandboxed_runner, workflow_runner
 from workflows.codec import data_converter
 from workflows.tandem import TandemWorkflow
 
@@ -46,14 +46,21 @@ def test_there_is_a_history_per_main_path() -> None:
     } <= names
 
 
+#: What the worker runs (no sandbox), and the sandbox: every stored branch of the workflow
+#: code is replayed in it, so a clock, random or I/O call in any of them fails here.
+RUNNERS = {"worker": workflow_runner, "sandbox": sandboxed_runner}
+
+
+@pytest.mark.parametrize("runner", sorted(RUNNERS))
 @pytest.mark.parametrize("path", FILES, ids=[p.stem for p in FILES])
-async def test_history_replays(path: Path) -> None:
+async def test_history_replays(path: Path, runner: str) -> None:
     data = json.loads(path.read_text(encoding="utf-8"))
     history = WorkflowHistory.from_json(f"replay-{path.stem}", data)
+    chosen: WorkflowRunner = RUNNERS[runner]()
     replayer = Replayer(
         workflows=[TandemWorkflow],
         data_converter=data_converter(Settings()),
-        workflow_runner=workflow_runner(),
+        workflow_runner=chosen,
     )
     result = await replayer.replay_workflow(history, raise_on_replay_failure=True)
     assert result.replay_failure is None
