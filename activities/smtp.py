@@ -15,7 +15,7 @@ import asyncio
 import re
 import time
 from dataclasses import dataclass, field
-from email.message import EmailMessage
+from email.message import Message
 
 import aiosmtplib
 from temporalio.exceptions import ApplicationError
@@ -75,6 +75,10 @@ def _retry(kind: str, message: str) -> ApplicationError:
 IDLE_SESSIONS = 8
 #: An idle session older than this is closed, not reused: relays hang up on idle clients.
 IDLE_FOR_AT_MOST = 30.0
+#: An idle session is asked NOOP before it carries a mail once it has been idle this long;
+#: within a burst the next mail follows at once and the relay's hang-up shows as a closed
+#: connection (the rare one that crosses the mail is a retryable error: the outbox retries).
+CHECK_IDLE_AFTER = 1.0
 #: Mails per session, then a fresh one (relays limit them, e.g. Postfix's 100 per session).
 MAILS_PER_SESSION = 50
 
@@ -88,16 +92,16 @@ class _Session:
 
 class SmtpSender:
     """Sends over a few relay sessions kept open between mails: a session's connect, EHLO,
-    STARTTLS and login are paid once per ``MAILS_PER_SESSION`` mails, not per mail. An idle
-    session is checked with NOOP before it carries a mail; a session that failed in any way
-    is closed, never reused."""
+    STARTTLS and login are paid once per ``MAILS_PER_SESSION`` mails, not per mail. A session
+    idle for a while is checked with NOOP before it carries a mail; a session that failed in
+    any way is closed, never reused."""
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._idle: list[_Session] = []
         self._closing: set[asyncio.Task[None]] = set()
 
-    async def send(self, message: EmailMessage) -> None:
+    async def send(self, message: Message) -> None:
         """Raises ``MailRefused`` or a retryable ``ApplicationError``; never the relay's text.
 
         Returns as soon as the relay accepted the data, so the caller marks the mail sent at
@@ -124,14 +128,19 @@ class SmtpSender:
         """An idle session that still answers, else a new one."""
         while self._idle:
             session = self._idle.pop()
-            if time.monotonic() - session.idle_since > IDLE_FOR_AT_MOST:
+            idle = time.monotonic() - session.idle_since
+            if idle > IDLE_FOR_AT_MOST:
                 self._quit_later(session)
                 continue
-            try:
-                await session.smtp.noop()
-            except Exception:  # the relay hung up meanwhile (a restart, its idle limit)
+            if not session.smtp.is_connected:
                 session.smtp.close()
                 continue
+            if idle > CHECK_IDLE_AFTER:
+                try:
+                    await session.smtp.noop()
+                except Exception:  # the relay hung up meanwhile (a restart, its idle limit)
+                    session.smtp.close()
+                    continue
             return session
         s = self._settings
         smtp = aiosmtplib.SMTP(

@@ -44,8 +44,9 @@ async def test_mails_in_a_row_share_one_relay_session(tmp_path: Path) -> None:
 
 
 async def test_a_session_the_relay_hung_up_on_is_replaced_and_no_mail_is_lost(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(smtp, "CHECK_IDLE_AFTER", 0.0)  # the next mail comes after a while
     async with FaultyRelay(tmp_path / "mail") as relay:
         sender = SmtpSender(relay_settings(tmp_path, relay))
         await sender.send(mail(GOOD, 1))
@@ -60,7 +61,10 @@ async def test_a_session_the_relay_hung_up_on_is_replaced_and_no_mail_is_lost(
     assert relay.sessions == 2
 
 
-async def test_a_relay_restarted_between_mails_gets_the_next_one(tmp_path: Path) -> None:
+async def test_a_relay_restarted_between_mails_gets_the_next_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(smtp, "CHECK_IDLE_AFTER", 0.0)
     relay = FaultyRelay(tmp_path / "mail")
     await relay.start()
     sender = SmtpSender(relay_settings(tmp_path, relay))
@@ -118,3 +122,21 @@ async def test_a_full_or_old_session_is_closed_not_reused(
         await sender.send(mail(GOOD, 7))
         assert relay.sessions == 4
         assert len(relay.messages()) == 8
+
+
+async def test_a_hang_up_that_crosses_the_next_mail_is_a_retryable_error_then_it_goes(
+    tmp_path: Path,
+) -> None:
+    """The relay hangs up just as the next mail of a burst starts: that send fails as the
+    relay being away (the outbox's activity retries it), and the retry goes out."""
+    async with FaultyRelay(tmp_path / "mail") as relay:
+        sender = SmtpSender(relay_settings(tmp_path, relay))
+        await sender.send(mail(GOOD, 1))
+        relay.hang_up()
+        try:
+            await sender.send(mail(GOOD, 2))
+        except Exception as err:  # crossed: nothing of it taken, a retryable error
+            assert getattr(err, "type", None) == "SmtpUnavailable"
+            assert getattr(err, "non_retryable", True) is False
+            await sender.send(mail(GOOD, 2))
+        assert ids_stored(relay) == ["<m1@tandem.example>", "<m2@tandem.example>"]
