@@ -187,12 +187,12 @@ class Outbox:
         address changed), then wait until it is done."""
         assert self._done is not None
         async with self._pool.acquire() as conn, _mail_lock(conn, key):
-            row = await conn.fetchrow("SELECT * FROM outbox WHERE idempotency_key = $1", key)
+            row = await conn.fetchrow(_ROW_AND_ADDRESS, key)
             if row is None:
                 raise ApplicationError("no such outbox row", non_retryable=True, type="UnknownMail")
             if row["sent_at"] is not None:
                 return False
-            address = await self._address_on_file(conn, row)
+            address = _address_now(row)
             if row["failed_at"] is not None and address == row["to_address"]:
                 return False
             await conn.execute(
@@ -276,14 +276,14 @@ class Outbox:
 
     async def _deliver_locked(self, conn: Conn, key: str, accepted: list[str]) -> MailReceipt:
         async with _mail_lock(conn, key):
-            row = await conn.fetchrow("SELECT * FROM outbox WHERE idempotency_key = $1", key)
+            row = await conn.fetchrow(_ROW_AND_ADDRESS, key)
             if row is None:
                 raise ApplicationError("no such outbox row", non_retryable=True, type="UnknownMail")
             bare = bare_message_id(row["message_id"])
             if row["sent_at"] is not None:
                 log.info("mail_already_sent", key=key)
                 return MailReceipt(message_id=bare, newly_sent=False)
-            address = await self._address_on_file(conn, row)
+            address = _address_now(row)
             if row["failed_at"] is not None and address == row["to_address"]:
                 return MailReceipt(message_id=bare, newly_sent=False, failure=row["failure"])
             if address != row["to_address"]:
@@ -313,19 +313,6 @@ class Outbox:
             )
         metrics.mail_sent()
         return MailReceipt(message_id=bare, newly_sent=True)
-
-    async def _address_on_file(self, conn: Conn, row: asyncpg.Record) -> str:
-        """The recipient's address as the people table has it now (a re-import corrects a
-        wrong one); the row's own address for the office, or a person no longer on file."""
-        table = {Role.MENTEE.value: "mentees", Role.MENTOR.value: "mentors"}.get(
-            row["recipient_role"]
-        )
-        if table is None or row["recipient_id"] is None:
-            return str(row["to_address"])
-        current = await conn.fetchval(
-            f"SELECT email FROM {table} WHERE id = $1", row["recipient_id"]
-        )
-        return str(current) if current else str(row["to_address"])
 
     async def _enqueue(self, conn: Conn, request: MailRequest) -> None:
         """Render once and store (and tell the mailer, if one sends); a concurrent or later
@@ -363,46 +350,28 @@ class Outbox:
         mail = render(request.template, language, context)
         secret = self._settings.reply_token_secret.get_secret_value().encode()
         token = reply_token(secret, request.idempotency_key)
-        async with conn.transaction():
-            await conn.execute(
-                """
-                INSERT INTO outbox (idempotency_key, message_id, mentee_id, recipient_role,
-                                    recipient_id, template, to_address, reply_to, subject, body)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-                ON CONFLICT (idempotency_key) DO NOTHING
-                """,
+        # One statement, so one round trip and atomic all the same: the row, its reply token
+        # and (a mailer sends) the notice, delivered at its commit.
+        await conn.execute(
+            _ENQUEUE,
+            request.idempotency_key,
+            message_id(
                 request.idempotency_key,
-                message_id(
-                    request.idempotency_key,
-                    self._settings.mail_domain,
-                    token if recipient_id else None,
-                ),
-                request.mentee_id,
-                request.to.value,
-                recipient_id,
-                request.template,
-                to_address,
-                None,  # the Reply-To is derived again when the mail is built: no raw token kept
-                mail.subject,
-                mail.body,
-            )
-            if recipient_id is not None:
-                await conn.execute(
-                    """
-                    INSERT INTO reply_tokens (token_hash, mentee_id, role, person_id,
-                                              request_id, expires_at)
-                    VALUES ($1, $2, $3, $4, $5, now() + $6::interval)
-                    ON CONFLICT DO NOTHING
-                    """,
-                    token_hash(token),
-                    request.mentee_id,
-                    request.to.value,
-                    recipient_id,
-                    request.request_id or request_id(RequestKind.INFO, request.idempotency_key),
-                    program.reply_token_valid_for,
-                )
-            if self._hand_over:  # delivered with the commit: the mailer sees the row
-                await conn.execute("SELECT pg_notify($1, $2)", HANDED_OVER, request.idempotency_key)
+                self._settings.mail_domain,
+                token if recipient_id else None,
+            ),
+            request.mentee_id,
+            request.to.value,
+            recipient_id,
+            request.template,
+            to_address,
+            mail.subject,
+            mail.body,
+            token_hash(token) if recipient_id is not None else None,
+            request.request_id or request_id(RequestKind.INFO, request.idempotency_key),
+            program.reply_token_valid_for,
+            HANDED_OVER if self._hand_over else None,
+        )
 
     def _message(self, row: asyncpg.Record, to_address: str) -> Message:
         msg = plain_text(row["body"])
@@ -452,6 +421,47 @@ def address_header(value: str) -> str:
         return value
     folded: str = policy.SMTP.fold("To", policy.SMTP.header_factory("To", value))
     return folded.removeprefix("To: ").rstrip("\r\n")
+
+
+#: The outbox row (no ``Reply-To``: it is derived again from the key when the mail is built,
+#: so no raw token is kept), the reply token's row if the recipient may answer ($10 set), and
+#: the mailer's notice if one sends ($13 set).
+_ENQUEUE = """
+WITH row AS (
+    INSERT INTO outbox (idempotency_key, message_id, mentee_id, recipient_role, recipient_id,
+                        template, to_address, reply_to, subject, body)
+    VALUES ($1::text, $2::text, $3::text, $4::text, $5::text, $6::text, $7::text, NULL,
+            $8::text, $9::text)
+    ON CONFLICT (idempotency_key) DO NOTHING
+    RETURNING 1
+), token AS (
+    INSERT INTO reply_tokens (token_hash, mentee_id, role, person_id, request_id, expires_at)
+    SELECT $10::bytea, $3::text, $4::text, $5::text, $11::text, now() + $12::interval
+    WHERE $10::bytea IS NOT NULL
+    ON CONFLICT DO NOTHING
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM row), (SELECT count(*) FROM token),
+       (SELECT count(*) FROM (SELECT pg_notify($13::text, $1::text)
+                              WHERE $13::text IS NOT NULL) AS notice)
+"""
+
+#: The stored row and its recipient's address on file now (a re-import corrects a wrong one):
+#: one round trip.
+_ROW_AND_ADDRESS = """
+SELECT o.*, CASE o.recipient_role
+                WHEN 'mentee' THEN (SELECT email FROM mentees WHERE id = o.recipient_id)
+                WHEN 'mentor' THEN (SELECT email FROM mentors WHERE id = o.recipient_id)
+            END AS address_on_file
+FROM outbox o WHERE o.idempotency_key = $1
+"""
+
+
+def _address_now(row: asyncpg.Record) -> str:
+    """The recipient's address on file now; the row's own for the office, or a person no
+    longer on file (``_ROW_AND_ADDRESS``)."""
+    current = row["address_on_file"]
+    return str(current) if current else str(row["to_address"])
 
 
 def office_person(program_id: str) -> str:
