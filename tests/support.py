@@ -317,10 +317,15 @@ HISTORIES = Path(__file__).parent / "histories"
 
 async def record_histories(client: Client, workflow_id: str, first_run_id: str, name: str) -> None:
     """With ``TANDEM_RECORD_HISTORIES=1``, store every run of a workflow (following
-    continue-as-new) as ``tests/histories/<name>-<n>.json`` for the replay tests. A file
-    that exists is never overwritten: stored histories are what shipped."""
-    if not os.environ.get("TANDEM_RECORD_HISTORIES"):
+    continue-as-new) as ``tests/histories/<name>-<n>.json`` for the replay tests; with
+    ``TANDEM_RECORD_HISTORIES=<patch id>``, as ``<name>.<patch id>-<n>.json`` (the branches
+    of a new patch beside the ones that shipped). A file that exists is never overwritten:
+    stored histories are what shipped."""
+    tag = os.environ.get("TANDEM_RECORD_HISTORIES")
+    if not tag:
         return
+    if tag != "1":
+        name = f"{name}.{tag}"
     run_id: str | None = first_run_id
     n = 0
     while run_id:

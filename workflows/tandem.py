@@ -9,6 +9,7 @@ continues as new at each phase change and whenever the run grows long.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from temporalio import workflow
@@ -77,6 +78,9 @@ GIVE_UP_AFTER = timedelta(days=2)
 FAULTS_AS_FACTS = "faults-as-facts"
 #: Patch id: what is due fires after its timer fired, never on a clock reading (issue 9).
 FIRE_ON_TIMERS_ONLY = "fire-on-timers-only"
+#: Patch id: one timer per deadline, kept while a handler's change leaves the deadline where
+#: it was (before, every wake cancelled the timer and set a new one: twice the timers).
+KEEP_TIMER = "keep-timer-across-wakes"
 #: The timer an overdue item waits for (after an outage, at the start of a run).
 OVERDUE_TIMER = timedelta(milliseconds=1)
 #: A run continues as new past this many history events (or updates), long before the limits.
@@ -133,6 +137,10 @@ class TandemWorkflow:
         #: The latest deadline whose timer fired (see ``_sleep``).
         self._reached: datetime | None = None
         self._on_timers_only = False
+        self._keep_timer = False
+        #: The running timer and the deadline it was set for (see ``_sleep_kept``).
+        self._timer: asyncio.Task[None] | None = None
+        self._timer_deadline: datetime | None = None
         #: ``forget``: continue as new at once, so the id stays only in runs to be deleted.
         self._forgotten = False
 
@@ -141,6 +149,7 @@ class TandemWorkflow:
     @workflow.run
     async def run(self, input: TandemInput) -> TandemState:
         self._on_timers_only = workflow.patched(FIRE_ON_TIMERS_ONLY)
+        self._keep_timer = self._on_timers_only and workflow.patched(KEEP_TIMER)
         if self._state.enrolled_at is None:
             await self._transition(Enrolled())
         else:
@@ -151,6 +160,7 @@ class TandemWorkflow:
                 break
             await self._sleep()
         await workflow.wait_condition(workflow.all_handlers_finished)
+        self._drop_timer()
         if self._state.status not in FINAL_STATUSES:
             workflow.continue_as_new(TandemInput(rules=self._rules, state=self._state))
         return self._state
@@ -196,6 +206,42 @@ class TandemWorkflow:
         def woken() -> bool:
             return self._changed or self._mentors_changed
 
+        if self._keep_timer:
+            await self._sleep_kept(deadline, woken)
+        else:
+            await self._sleep_rearming(deadline, woken)
+        if self._mentors_changed:
+            self._mentors_changed = False
+            await self._transition(MentorsChanged())
+
+    async def _sleep_kept(self, deadline: datetime | None, woken: Callable[[], bool]) -> None:
+        """One timer per deadline: a wake that leaves the deadline where it was (an answer, a
+        query-like update) waits on the same timer; a moved deadline gets a new one."""
+        if deadline is None:
+            self._drop_timer()
+            await workflow.wait_condition(woken)
+            return
+        if self._timer is None or self._timer_deadline != deadline:
+            self._drop_timer()
+            timeout = max(deadline - self._now(), OVERDUE_TIMER)
+            summary = waiting_for(self._state, self._rules)
+            self._timer = asyncio.create_task(workflow.sleep(timeout, summary=summary))
+            self._timer_deadline = deadline
+        timer = self._timer
+        await workflow.wait_condition(lambda: woken() or timer.done())
+        if timer.done():
+            # The timer fired: the deadline is reached, whatever the clock of this task says.
+            self._timer = None
+            self._reached = max(self._reached or deadline, deadline)
+
+    def _drop_timer(self) -> None:
+        if self._timer is not None and not self._timer.done():
+            self._timer.cancel()
+        self._timer = None
+        self._timer_deadline = None
+
+    async def _sleep_rearming(self, deadline: datetime | None, woken: Callable[[], bool]) -> None:
+        """Runs that started before ``KEEP_TIMER``: a new timer at every wake."""
         timeout = None if deadline is None else deadline - self._now()
         if self._on_timers_only and timeout is not None:
             timeout = max(timeout, OVERDUE_TIMER)  # overdue: fire after a timer all the same
@@ -211,9 +257,6 @@ class TandemWorkflow:
                 # says. What fires next then depends on history only, never on a clock
                 # reading that could differ between the first run and a replay.
                 self._reached = max(self._reached or deadline, deadline)
-        if self._mentors_changed:
-            self._mentors_changed = False
-            await self._transition(MentorsChanged())
 
     # -- transitions ----------------------------------------------------------------------
 
