@@ -73,6 +73,7 @@ def build_worker(
         task_queue=task_queue or settings.task_queue,
         workflows=[TandemWorkflow, RetentionSweepWorkflow, DigestWorkflow],
         workflow_runner=runner or workflow_runner(),
+        max_concurrent_activities=settings.worker_activity_concurrency,
         # On shutdown (a deploy, Ctrl-C) the running transition's effects finish first.
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
         # No name, address or mail text in any failure or log line of an activity.
@@ -97,7 +98,8 @@ async def run_worker(
     """Serve until ``stop`` is set, then finish running activities and return."""
     from activities.smtp import SmtpSender
 
-    pool = await create_pool(dsn)
+    # A connection for every activity that may run, one for the outbox metrics, one spare.
+    pool = await create_pool(dsn, max_size=settings.worker_activity_concurrency + 2)
     relay = sender or SmtpSender(settings)
     try:
         programs = ProgramCatalog(settings.programs_dir)  # read on demand: new files work

@@ -66,6 +66,10 @@ class Settings(BaseSettings):
     retention_reply_verdict_days: int = Field(default=365, ge=1)
     #: Mails one ``tandem mailer`` sends at a time.
     mailer_concurrency: int = Field(default=8, ge=1)
+    #: Activities one ``tandem worker`` runs at a time; its database pool has as many
+    #: connections (and two more), so no activity waits for a connection (a mail holds one
+    #: while the relay takes it). Mind PostgreSQL's ``max_connections`` over all workers.
+    worker_activity_concurrency: int = Field(default=20, ge=1, le=500)
 
     mail_from: str = "Tandem Mentoring <mentoring@tandem.invalid>"
     mail_domain: str = "tandem.invalid"
