@@ -425,7 +425,7 @@ def address_header(value: str) -> str:
 
 #: The outbox row (no ``Reply-To``: it is derived again from the key when the mail is built,
 #: so no raw token is kept), the reply token's row if the recipient may answer ($10 set), and
-#: the mailer's notice if one sends ($13 set).
+#: the mailer's notice if one sends ($13 set). Both inserts run whatever the query reads.
 _ENQUEUE = """
 WITH row AS (
     INSERT INTO outbox (idempotency_key, message_id, mentee_id, recipient_role, recipient_id,
@@ -433,17 +433,13 @@ WITH row AS (
     VALUES ($1::text, $2::text, $3::text, $4::text, $5::text, $6::text, $7::text, NULL,
             $8::text, $9::text)
     ON CONFLICT (idempotency_key) DO NOTHING
-    RETURNING 1
 ), token AS (
     INSERT INTO reply_tokens (token_hash, mentee_id, role, person_id, request_id, expires_at)
     SELECT $10::bytea, $3::text, $4::text, $5::text, $11::text, now() + $12::interval
     WHERE $10::bytea IS NOT NULL
     ON CONFLICT DO NOTHING
-    RETURNING 1
 )
-SELECT (SELECT count(*) FROM row), (SELECT count(*) FROM token),
-       (SELECT count(*) FROM (SELECT pg_notify($13::text, $1::text)
-                              WHERE $13::text IS NOT NULL) AS notice)
+SELECT pg_notify($13::text, $1::text) WHERE $13::text IS NOT NULL
 """
 
 #: The stored row and its recipient's address on file now (a re-import corrects a wrong one):
