@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import signal
 import statistics
 import sys
 import tempfile
@@ -39,7 +38,7 @@ from tandem.logging import configure_logging
 from tandem.settings import PROJECT_ROOT, Settings
 from tests.bench_worker import IO_SCHEMA
 from tests.conftest import register_search_attributes
-from tests.support import BIN
+from tests.support import BIN, terminate
 from workflows import search_attributes as sa
 from workflows.codec import data_converter
 
@@ -245,13 +244,7 @@ class WorkerProcess:
 
     async def stop(self) -> None:
         """SIGTERM and wait: a worker finishes its running activities first."""
-        if self.proc.returncode is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(self.proc.wait(), timeout=45)
-            except TimeoutError:
-                self.proc.kill()
-                await self.proc.wait()
+        await terminate(self.proc, grace=45)
 
 
 def worker_env(settings: Settings, dsn: str, address: str, task_queue: str) -> dict[str, str]:

@@ -6,6 +6,7 @@ import asyncio
 import base64
 import contextlib
 import os
+import signal
 import sys
 import time
 import uuid
@@ -310,6 +311,20 @@ async def mails_with_template(pool: asyncpg.Pool, sink: MailSink, template: str)
             for r in await conn.fetch("SELECT message_id FROM outbox WHERE template = $1", template)
         }
     return [m for m in sink.messages() if str(m["Message-ID"]) in ids]
+
+
+async def terminate(proc: asyncio.subprocess.Process, grace: float) -> int:
+    """SIGTERM and wait ``grace`` seconds (a worker or mailer finishes what it runs first),
+    then SIGKILL; the exit code."""
+    if proc.returncode is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(proc.wait(), timeout=grace)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode is not None
+    return proc.returncode
 
 
 HISTORIES = Path(__file__).parent / "histories"

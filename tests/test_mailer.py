@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from starter.tandem_cmds import start_tandem
 from tandem.programs import ProgramCatalog
 from tandem.settings import Settings
 from tests.relay import FaultyRelay, RelayRules, introduction_to_mentee, relay_settings
-from tests.support import BIN, eventually, mentee, mentor, put_people, uid
+from tests.support import BIN, eventually, mentee, mentor, put_people, terminate, uid
 
 ADDRESS = "jonas.brenner@praxis.example.org"
 
@@ -59,13 +58,7 @@ async def spawned(
     try:
         yield proc
     finally:
-        if proc.returncode is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(proc.wait(), timeout=40)
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
+        await terminate(proc, grace=40)
 
 
 async def sent_intro_rows(db: asyncpg.Pool, mentee_id: str) -> int:

@@ -29,7 +29,6 @@ import contextlib
 import itertools
 import json
 import os
-import signal
 import socket
 import time
 import uuid
@@ -59,7 +58,7 @@ from starter.mailsink import MailSink
 from tandem.mail import message_id
 from tandem.models import Mentee, Mentor
 from tandem.settings import Settings
-from tests.support import BIN, eventually, mentee, mentor, put_people, tandem_cli, uid
+from tests.support import BIN, eventually, mentee, mentor, put_people, tandem_cli, terminate, uid
 from tests.test_reply_imap import PASSWORD, PROCESSED, USER, ImapTestServer, imap_server
 from workflows.tandem import workflow_id
 
@@ -126,15 +125,7 @@ class Part:
 
     async def stop(self) -> int:
         """SIGTERM, then wait (a worker lets running activities finish first)."""
-        if self.proc.returncode is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(self.proc.wait(), timeout=45)
-            except TimeoutError:
-                self.proc.kill()
-                await self.proc.wait()
-        assert self.proc.returncode is not None
-        return self.proc.returncode
+        return await terminate(self.proc, grace=45)
 
 
 @dataclass
