@@ -29,9 +29,13 @@ async def test_chaos_short_form_loses_and_duplicates_nothing() -> None:
     assert report.value("tandems completed") == plan.tandems, text
     assert report.value("tandems that changed phase") == plan.tandems, text
     assert report.value("replies sent by the people") >= 4 * plan.tandems, text
-    assert report.value("replies taken (verdict accepted)") == report.value(
-        "replies sent by the people"
-    ), text
+    # Each reply was taken, or came after its tandem had closed (a mail held back by the
+    # stopped sink can reach its reader after the minutes-long programme ended) and was
+    # refused at RCPT, which bounces it back to the sender: refused, and said so.
+    taken = report.value("replies taken (verdict accepted)")
+    late = report.value("replies refused as late (tandem closed, or 2 newer check-ins)")
+    assert taken + late == report.value("replies sent by the people"), text
+    assert taken >= 4 * plan.tandems, text
     assert report.value("mails received by the sink") >= report.value(
         "mails in the outbox (idempotency keys)"
     ), text
