@@ -148,6 +148,40 @@ async def test_enrolment_introduces_both_with_the_required_headers(
     assert seats == 1
 
 
+async def test_enrolment_looks_for_a_mentor_at_once_not_after_a_timer(
+    ts_env: WorkflowEnvironment,
+    db: asyncpg.Pool,
+    db_dsn: str,
+    settings: Settings,
+    u: Callable[[str], str],
+) -> None:
+    """Enrolled, then matched in the same step: the enrolment's row is written, the mentor
+    looked for, the pair introduced; no timer and no workflow task in between."""
+    S1, M1 = u("S-1"), u("M-1")
+    await put_people(db, [mentor(M1)], [mentee(S1)])
+    client = ts_env.client
+    async with running_worker(client, settings, db):
+        await enroll_ids(client, db_dsn, [S1], settings)
+        await wait_status(client, S1, TandemStatus.INTRODUCED)
+        await eventually(_projected(db, S1), lambda status: status == "introduced")
+        history = await client.get_workflow_handle(workflow_id(S1)).fetch_history()
+
+    steps: list[str] = []
+    for event in history.events:
+        if event.HasField("activity_task_scheduled_event_attributes"):
+            steps.append(event.activity_task_scheduled_event_attributes.activity_type.name)
+        elif event.HasField("timer_started_event_attributes"):
+            steps.append("timer")
+    # The enrolment's event row, the match, the introduction; then the timer of the first
+    # meeting's window.
+    assert steps == ["carry_out", "find_mentor", "carry_out", "timer"]
+    async with db.acquire() as conn:
+        kinds = await conn.fetch(
+            "SELECT kind FROM tandem_events WHERE mentee_id=$1 ORDER BY seq", S1
+        )
+    assert [k["kind"] for k in kinds] == ["enrolled", "introduced"]
+
+
 async def test_two_enrolments_race_for_the_last_seat(
     ts_env: WorkflowEnvironment,
     db: asyncpg.Pool,

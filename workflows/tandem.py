@@ -81,6 +81,9 @@ FIRE_ON_TIMERS_ONLY = "fire-on-timers-only"
 #: Patch id: one timer per deadline, kept while a handler's change leaves the deadline where
 #: it was (before, every wake cancelled the timer and set a new one: twice the timers).
 KEEP_TIMER = "keep-timer-across-wakes"
+#: Patch id: the enrolment looks for a mentor in its own step (before, a timer of 1 ms and a
+#: workflow task more came first).
+MATCH_ON_ENROLMENT = "match-on-enrolment"
 #: The timer an overdue item waits for (after an outage, at the start of a run).
 OVERDUE_TIMER = timedelta(milliseconds=1)
 #: A run continues as new past this many history events (or updates), long before the limits.
@@ -148,10 +151,13 @@ class TandemWorkflow:
 
     @workflow.run
     async def run(self, input: TandemInput) -> TandemState:
-        self._on_timers_only = workflow.patched(FIRE_ON_TIMERS_ONLY)
-        self._keep_timer = self._on_timers_only and workflow.patched(KEEP_TIMER)
+        # A run of today's code records its newest patch alone: the earlier ones hold with it
+        # (each patch marker comes with an upsert of TemporalChangeVersion: history bytes).
+        latest = workflow.patched(MATCH_ON_ENROLMENT)
+        self._on_timers_only = latest or workflow.patched(FIRE_ON_TIMERS_ONLY)
+        self._keep_timer = latest or (self._on_timers_only and workflow.patched(KEEP_TIMER))
         if self._state.enrolled_at is None:
-            await self._transition(Enrolled())
+            await self._transition(Enrolled(match_at_once=latest))
         else:
             self._show()
         while self._state.status not in FINAL_STATUSES:

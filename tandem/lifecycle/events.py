@@ -23,6 +23,10 @@ class TandemInput(BaseModel):
 class Enrolled(BaseModel):
     """The first run of a tandem starts."""
 
+    #: Look for a mentor in this same step, right after the enrolment is recorded (runs
+    #: started before the patch ``match-on-enrolment`` looked after a timer of 1 ms).
+    match_at_once: bool = False
+
 
 class Tick(BaseModel):
     """Time passed: fire the earliest item that is due (see ``due.py``)."""

@@ -148,6 +148,8 @@ class _Step:
         self.message = ""
         self._seq: int | None = None
         self._written_as: tuple[str, str | None] | None = None  # (phase, mentor) of the mails
+        #: Effects that wait for this step's event row (a match looked for at enrolment).
+        self.after_record: list[Effect] = []
 
     # -- building blocks ------------------------------------------------------------------
 
@@ -226,7 +228,7 @@ class _Step:
             )
         )
         ref = TandemRef.of(s, self.now, self.seq, self._written_as)
-        return Transition(s, self.effects, self.message, tandem=ref)
+        return Transition(s, self.effects + self.after_record, self.message, tandem=ref)
 
     # -- dispatch -------------------------------------------------------------------------
 
@@ -237,6 +239,8 @@ class _Step:
                 self.s.status = TandemStatus.MATCHING
                 self.s.next_match_at = self.now
                 self.record("enrolled")
+                if event.match_at_once:  # after the enrolment's row: the log reads in order
+                    self.after_record.append(self.find_mentor())
             case Tick():
                 items = due_items(self.s, self.rules)
                 if items and items[0].at <= self.now:
@@ -279,16 +283,21 @@ class _Step:
 
     # -- time -----------------------------------------------------------------------------
 
+    def find_mentor(self) -> FindMentor:
+        """Look for a mentor now; the result (``MatchFound``) sets the next try."""
+        s = self.s
+        request = MatchRequest(
+            mentee_id=s.mentee_id,
+            program=s.program,
+            excluded_mentor_ids=list(s.excluded_mentor_ids),
+        )
+        s.next_match_at = None
+        return FindMentor(request=request)
+
     def fire(self, due: Due) -> None:
         s, kind = self.s, due.kind
         if kind is DueKind.MATCH:
-            request = MatchRequest(
-                mentee_id=s.mentee_id,
-                program=s.program,
-                excluded_mentor_ids=list(s.excluded_mentor_ids),
-            )
-            s.next_match_at = None  # the result (MatchFound) sets the next try
-            self.effects.append(FindMentor(request=request))
+            self.effects.append(self.find_mentor())
         elif kind in (DueKind.ASK_DECISION, DueKind.REASK_DECISION):
             self.ask_decision(again=kind is DueKind.REASK_DECISION)
         elif kind is DueKind.REMIND_DECISION:
