@@ -11,6 +11,7 @@ from temporalio import activity
 
 from activities.events import record_event
 from activities.mail import Outbox
+from activities.people import Conn
 from tandem.lifecycle.effects import (
     EffectBatch,
     RecordEvent,
@@ -19,7 +20,7 @@ from tandem.lifecycle.effects import (
     RevokeTokens,
     SendMail,
 )
-from tandem.messages import EffectOutcome
+from tandem.messages import EffectOutcome, MailRequest
 
 
 class EffectActivities:
@@ -38,33 +39,44 @@ class EffectActivities:
     @activity.defn
     async def carry_out(self, batch: EffectBatch) -> EffectOutcome:
         """Returns the mails the relay refused for good (the tandem records them and goes on)
-        and the refused mails that a corrected address let through."""
+        and the refused mails that a corrected address let through. One connection for the
+        whole transition: a pool connection's release costs a round trip of its own."""
         outcome = EffectOutcome()
-        for effect in batch.effects:
-            if isinstance(effect, SendMail):
-                request = batch.mail_request(effect)
-                receipt = await self._outbox.send(request)
-                if receipt.failure is not None:
-                    failed = await self._outbox.failed_mail(request.idempotency_key)
-                    if failed is not None:
-                        outcome.failed.append(failed)
-            elif isinstance(effect, ResendMails):
-                for key in effect.keys:
-                    if await self._outbox.resend(key) or await self._sent(key):
-                        outcome.resent.append(key)
-            elif isinstance(effect, ReleaseSeat):
-                await self._pool.execute(
-                    "DELETE FROM seats WHERE mentee_id = $1 AND mentor_id = $2",
-                    effect.mentee_id,
-                    effect.mentor_id,
-                )
-            elif isinstance(effect, RevokeTokens):
-                await self._revoke(effect)
-            elif isinstance(effect, RecordEvent):
-                async with self._pool.acquire() as conn:
+        async with self._pool.acquire() as conn:
+            mails: list[MailRequest] = []
+            for effect in batch.effects:
+                if isinstance(effect, SendMail):
+                    mails.append(batch.mail_request(effect))
+                    continue
+                await self._send(conn, mails, outcome)
+                mails = []
+                if isinstance(effect, ResendMails):
+                    for key in effect.keys:
+                        if await self._outbox.resend(key) or await self._sent(key):
+                            outcome.resent.append(key)
+                elif isinstance(effect, ReleaseSeat):
+                    await conn.execute(
+                        "DELETE FROM seats WHERE mentee_id = $1 AND mentor_id = $2",
+                        effect.mentee_id,
+                        effect.mentor_id,
+                    )
+                elif isinstance(effect, RevokeTokens):
+                    await self._revoke(conn, effect)
+                elif isinstance(effect, RecordEvent):
                     for event in batch.status_events(effect):
                         await record_event(conn, event)
+            await self._send(conn, mails, outcome)
         return outcome
+
+    async def _send(self, conn: Conn, mails: list[MailRequest], outcome: EffectOutcome) -> None:
+        """Mails that follow each other in the batch, sent together (people read once)."""
+        if not mails:
+            return
+        for request, receipt in zip(mails, await self._outbox.send_all(conn, mails), strict=True):
+            if receipt.failure is not None:
+                failed = await self._outbox.failed_mail(request.idempotency_key)
+                if failed is not None:
+                    outcome.failed.append(failed)
 
     async def _sent(self, key: str) -> bool:
         sent = await self._pool.fetchval(
@@ -72,8 +84,8 @@ class EffectActivities:
         )
         return bool(sent)
 
-    async def _revoke(self, effect: RevokeTokens) -> None:
-        await self._pool.execute(
+    async def _revoke(self, conn: Conn, effect: RevokeTokens) -> None:
+        await conn.execute(
             """
             UPDATE reply_tokens SET revoked_at = now()
             WHERE mentee_id = $1 AND revoked_at IS NULL

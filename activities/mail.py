@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import functools
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from datetime import UTC
 from email import policy
 from email.charset import QP, Charset
@@ -24,7 +24,7 @@ from email.header import Header
 from email.message import Message
 from email.mime.text import MIMEText
 from email.utils import format_datetime
-from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeAlias
 
 import asyncpg
 import structlog
@@ -47,7 +47,7 @@ from tandem.mail import (
     token_hash,
 )
 from tandem.messages import FailedMail, MailReceipt, MailRequest
-from tandem.models import Role
+from tandem.models import Mentee, Mentor, Role
 from tandem.programs import Program, ProgramError
 from tandem.settings import Settings
 
@@ -71,6 +71,13 @@ async def _mail_lock(conn: Conn, key: str) -> AsyncIterator[None]:
     reaches the server, even if this worker dies right after (a transaction's would be
     rolled back). A worker that dies holding the lock loses it with its connection."""
     await conn.execute("SELECT pg_advisory_lock(hashtextextended($1, 7143))", key)
+    async with _unlocking(conn, key):
+        yield
+
+
+@contextlib.asynccontextmanager
+async def _unlocking(conn: Conn, key: str) -> AsyncIterator[None]:
+    """Give back the mail's lock (taken by ``_mail_lock``, or by ``_ENQUEUE`` with the row)."""
     try:
         yield
     finally:
@@ -115,15 +122,34 @@ class Outbox:
     async def send(self, request: MailRequest) -> MailReceipt:
         """Send the mail once; a refusal for good comes back as the receipt's ``failure``."""
         async with self._pool.acquire() as conn:
-            exists = await conn.fetchval(
-                "SELECT 1 FROM outbox WHERE idempotency_key = $1", request.idempotency_key
-            )
-            if exists is None:
-                await self._enqueue(conn, request)
-            if self._done is None:
-                receipt = await self._deliver(conn, request.idempotency_key)
+            receipt = await self._send(conn, _People(conn), request)
         if self._done is not None:
             receipt = await self._done.outcome(request.idempotency_key)
+        return await self._sent(request, receipt)
+
+    async def send_all(self, conn: Conn, requests: Sequence[MailRequest]) -> list[MailReceipt]:
+        """A transition's mails, in order, on the caller's connection: the tandem's people
+        are read once for all of them (``send``, mail by mail)."""
+        people = _People(conn)
+        receipts = []
+        for request in requests:
+            receipt = await self._send(conn, people, request)
+            receipts.append(await self._sent(request, receipt) if self._done is None else receipt)
+        if self._done is None:
+            return receipts
+        return [await self._sent(r, await self._done.outcome(r.idempotency_key)) for r in requests]
+
+    async def _send(self, conn: Conn, people: _People, request: MailRequest) -> MailReceipt:
+        """Stored, then sent (a mailer sends: handed over, and the receipt a placeholder).
+        A row this call stored is locked with it, so it goes straight to the relay."""
+        key = request.idempotency_key
+        exists = await conn.fetchval("SELECT 1 FROM outbox WHERE idempotency_key = $1", key)
+        fresh = None if exists is not None else await self._enqueue(conn, people, request)
+        if self._done is not None:
+            return MailReceipt(message_id="", newly_sent=False)
+        return await self._deliver(conn, key, fresh)
+
+    async def _sent(self, request: MailRequest, receipt: MailReceipt) -> MailReceipt:
         if receipt.newly_sent:
             log.info(
                 "mail_sent",
@@ -233,13 +259,17 @@ class Outbox:
             failure=row["failure"] or "",
         )
 
-    async def _deliver(self, conn: Conn, key: str) -> MailReceipt:
+    async def _deliver(self, conn: Conn, key: str, fresh: _Fresh | None = None) -> MailReceipt:
         """Send one stored row exactly once: the row is locked while it is sent and marked, so
         an overlapping attempt (a retry, a second worker, ``tandem doctor``) waits and then
-        finds it sent. Until it is sent, the address is the one on file now."""
+        finds it sent. Until it is sent, the address is the one on file now. ``fresh``: the
+        row this attempt just stored, locked already, with its mail built."""
         accepted: list[str] = []  # the Message-ID, once the relay said 250
         try:
-            return await self._deliver_locked(conn, key, accepted)
+            if fresh is None:
+                return await self._deliver_locked(conn, key, accepted)
+            async with _unlocking(conn, key):
+                return await self._send_and_mark(conn, key, fresh.message, fresh.bare, accepted)
         except Exception:
             if accepted:
                 # The relay has the mail but the mark was lost (the database went away
@@ -293,30 +323,37 @@ class Outbox:
                     key,
                     address,
                 )
-            try:
-                await self._sender.send(self._message(row, address))
-                accepted.append(bare)
-            except MailRefused as refusal:
-                await conn.execute(
-                    "UPDATE outbox SET failed_at = now(), failure = $2, attempts = attempts + 1"
-                    " WHERE idempotency_key = $1",
-                    key,
-                    refusal.failure,
-                )
-                log.warning("mail_refused", key=key, failure=refusal.failure)
-                metrics.mail_refused()
-                return MailReceipt(message_id=bare, newly_sent=False, failure=refusal.failure)
+            return await self._send_and_mark(conn, key, self._message(row, address), bare, accepted)
+
+    async def _send_and_mark(
+        self, conn: Conn, key: str, message: Message, bare: str, accepted: list[str]
+    ) -> MailReceipt:
+        """The relay's part, with the mail's lock held: sent and marked, or marked refused."""
+        try:
+            await self._sender.send(message)
+            accepted.append(bare)
+        except MailRefused as refusal:
             await conn.execute(
-                "UPDATE outbox SET sent_at = now(), failed_at = NULL, failure = NULL,"
-                " attempts = attempts + 1 WHERE idempotency_key = $1",
+                "UPDATE outbox SET failed_at = now(), failure = $2, attempts = attempts + 1"
+                " WHERE idempotency_key = $1",
                 key,
+                refusal.failure,
             )
+            log.warning("mail_refused", key=key, failure=refusal.failure)
+            metrics.mail_refused()
+            return MailReceipt(message_id=bare, newly_sent=False, failure=refusal.failure)
+        await conn.execute(
+            "UPDATE outbox SET sent_at = now(), failed_at = NULL, failure = NULL,"
+            " attempts = attempts + 1 WHERE idempotency_key = $1",
+            key,
+        )
         metrics.mail_sent()
         return MailReceipt(message_id=bare, newly_sent=True)
 
-    async def _enqueue(self, conn: Conn, request: MailRequest) -> None:
+    async def _enqueue(self, conn: Conn, people: _People, request: MailRequest) -> _Fresh | None:
         """Render once and store (and tell the mailer, if one sends); a concurrent or later
-        attempt reuses the stored row."""
+        attempt reuses the stored row. Returns the mail if this call stored the row, locked
+        with it when this process sends (``None``: another attempt stored it first)."""
         try:
             program = self._programs.get(request.program)
         except ProgramError as err:
@@ -329,8 +366,8 @@ class Outbox:
             raise ApplicationError(
                 f"unknown programme {request.program}", non_retryable=True, type="UnknownProgram"
             )
-        mentee = await get_mentee(conn, request.mentee_id)
-        mentor = await get_mentor(conn, request.mentor_id) if request.mentor_id else None
+        mentee = await people.mentee(request.mentee_id)
+        mentor = await people.mentor(request.mentor_id) if request.mentor_id else None
         if request.to is Role.MENTOR and request.mentor_id is None:
             raise ApplicationError(
                 "mail to the mentor of a tandem without one", non_retryable=True, type="NoMentor"
@@ -350,16 +387,15 @@ class Outbox:
         mail = render(request.template, language, context)
         secret = self._settings.reply_token_secret.get_secret_value().encode()
         token = reply_token(secret, request.idempotency_key)
-        # One statement, so one round trip and atomic all the same: the row, its reply token
-        # and (a mailer sends) the notice, delivered at its commit.
-        await conn.execute(
+        # One statement, so one round trip and atomic all the same: the row, its reply token,
+        # and the mail's lock (this process sends) or the notice (a mailer sends).
+        stored_id = message_id(
+            request.idempotency_key, self._settings.mail_domain, token if recipient_id else None
+        )
+        stored = await conn.fetchrow(
             _ENQUEUE,
             request.idempotency_key,
-            message_id(
-                request.idempotency_key,
-                self._settings.mail_domain,
-                token if recipient_id else None,
-            ),
+            stored_id,
             request.mentee_id,
             request.to.value,
             recipient_id,
@@ -372,8 +408,20 @@ class Outbox:
             program.reply_token_valid_for,
             HANDED_OVER if self._hand_over else None,
         )
+        if stored is None or stored["created_at"] is None or self._hand_over:
+            return None
+        row = {
+            "idempotency_key": request.idempotency_key,
+            "message_id": stored_id,
+            "recipient_id": recipient_id,
+            "subject": mail.subject,
+            "body": mail.body,
+            "reply_to": None,
+            "created_at": stored["created_at"],
+        }
+        return _Fresh(self._message(row, to_address), bare_message_id(stored_id))
 
-    def _message(self, row: asyncpg.Record, to_address: str) -> Message:
+    def _message(self, row: asyncpg.Record | Mapping[str, Any], to_address: str) -> Message:
         msg = plain_text(row["body"])
         msg["From"] = address_header(self._settings.mail_from)
         msg["To"] = address_header(to_address)
@@ -425,7 +473,8 @@ def address_header(value: str) -> str:
 
 #: The outbox row (no ``Reply-To``: it is derived again from the key when the mail is built,
 #: so no raw token is kept), the reply token's row if the recipient may answer ($10 set), and
-#: the mailer's notice if one sends ($13 set). Both inserts run whatever the query reads.
+#: the mailer's notice if one sends ($13 set), else the mail's lock if the row is new. Both
+#: inserts run whatever the query reads; its subqueries make the lock and notice run too.
 _ENQUEUE = """
 WITH row AS (
     INSERT INTO outbox (idempotency_key, message_id, mentee_id, recipient_role, recipient_id,
@@ -433,13 +482,21 @@ WITH row AS (
     VALUES ($1::text, $2::text, $3::text, $4::text, $5::text, $6::text, $7::text, NULL,
             $8::text, $9::text)
     ON CONFLICT (idempotency_key) DO NOTHING
+    RETURNING created_at
 ), token AS (
     INSERT INTO reply_tokens (token_hash, mentee_id, role, person_id, request_id, expires_at)
     SELECT $10::bytea, $3::text, $4::text, $5::text, $11::text, now() + $12::interval
     WHERE $10::bytea IS NOT NULL
     ON CONFLICT DO NOTHING
+), locked AS (
+    -- Only a row this statement stored: no other attempt can have seen it, let alone sent
+    -- it, before this lock is held (the row is visible from the statement's commit on).
+    SELECT pg_advisory_lock(hashtextextended($1::text, 7143)) FROM row WHERE $13::text IS NULL
+), notified AS (
+    SELECT pg_notify($13::text, $1::text) WHERE $13::text IS NOT NULL
 )
-SELECT pg_notify($13::text, $1::text) WHERE $13::text IS NOT NULL
+SELECT (SELECT created_at FROM row) AS created_at, (SELECT count(*) FROM locked) AS locked,
+       (SELECT count(*) FROM notified) AS notified
 """
 
 #: The stored row and its recipient's address on file now (a re-import corrects a wrong one):
@@ -580,3 +637,29 @@ async def listening(
             await pool.release(fresh)
         return None
     return fresh
+
+
+class _Fresh(NamedTuple):
+    """A row this attempt stored (and locked): its mail, built from what was rendered."""
+
+    message: Message
+    bare: str
+
+
+class _People:
+    """A transition's mentee and mentor, read once for all of its mails."""
+
+    def __init__(self, conn: Conn) -> None:
+        self._conn = conn
+        self._mentees: dict[str, Mentee | None] = {}
+        self._mentors: dict[str, Mentor | None] = {}
+
+    async def mentee(self, mentee_id: str) -> Mentee | None:
+        if mentee_id not in self._mentees:
+            self._mentees[mentee_id] = await get_mentee(self._conn, mentee_id)
+        return self._mentees[mentee_id]
+
+    async def mentor(self, mentor_id: str) -> Mentor | None:
+        if mentor_id not in self._mentors:
+            self._mentors[mentor_id] = await get_mentor(self._conn, mentor_id)
+        return self._mentors[mentor_id]
