@@ -53,6 +53,7 @@ from tests.bench_support import (
     server_pid,
     summarise,
 )
+from tests.bench_worker import IO_SCHEMA, BareSteps
 from tests.support import Tandem, eventually, mentee, mentor, put_people, running_worker
 from worker import GRACEFUL_SHUTDOWN, workflow_runner
 
@@ -68,7 +69,9 @@ class LifecycleFigures:
     steady: dict[str, Figure] = field(default_factory=dict)
     minimal: dict[str, Figure] = field(default_factory=dict)
     steady_bytes: dict[str, Figure] = field(default_factory=dict)
-    life: dict[str, Figure] = field(default_factory=lambda: {"tandem": Figure(), "bare": Figure()})
+    life: dict[str, Figure] = field(
+        default_factory=lambda: {"tandem": Figure(), "bare": Figure(), "bare-io": Figure()}
+    )
     life_shape: dict[str, dict[str, float]] = field(default_factory=dict)
     cpu: dict[str, dict[str, Figure]] = field(default_factory=dict)
     profile: dict[str, object] = field(default_factory=dict)
@@ -86,13 +89,17 @@ class LifecycleFigures:
 class BareActivities:
     """The bare shape's one activity on the time-skipping server: nothing, or the answers a
     person gives to the mail it stands for (updates to its own workflow, as Tandem's script
-    sends from inside the mail activity)."""
+    sends from inside the mail activity). With ``io``, each activity first does the least
+    real I/O of a mail and its event row: one SMTP send (a new session) and one INSERT."""
 
-    def __init__(self, env: WorkflowEnvironment) -> None:
+    def __init__(self, env: WorkflowEnvironment, io: BareSteps | None = None) -> None:
         self.env = env
+        self.io = io
 
     @activity.defn(name="bare_step")
     async def step(self, key: str, kind: str) -> None:
+        if self.io is not None:
+            await self.io.do_io(key, "mail+event")
         if kind.startswith("answer:"):
             handle = self.env.client.get_workflow_handle(activity.info().workflow_id)
             for n in range(int(kind.removeprefix("answer:"))):
@@ -248,9 +255,11 @@ async def run_lifecycle_paths(
     years: bool = True,
     life: bool = True,
     profile: bool = False,
+    io: bool = True,
     base: Base | None = None,
 ) -> LifecycleFigures:
-    """The time-skipping paths, ``reps`` times each."""
+    """The time-skipping paths, ``reps`` times each (``io``: the lifecycle's bare shape with
+    real I/O too)."""
     out = LifecycleFigures()
     async with bench_stack(time_skipping=True, base=base) as stack:
         env, pool, settings = stack.env, stack.pool, stack.settings
@@ -264,7 +273,17 @@ async def run_lifecycle_paths(
             workflow_runner=workflow_runner(),
             graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
         )
-        async with bare:
+        io_queue = f"bare-io-{uuid.uuid4().hex[:6]}"
+        await pool.execute(IO_SCHEMA)
+        bare_io = Worker(
+            env.client,
+            task_queue=io_queue,
+            workflows=BARE_WORKFLOWS,
+            activities=[BareActivities(env, BareSteps(True, settings, pool)).step],
+            workflow_runner=workflow_runner(),
+            graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
+        )
+        async with bare, bare_io:
             if years:
                 async with running_worker(env.client, settings, pool, runner=workflow_runner()):
                     steady_rows: list[Event] = []
@@ -292,6 +311,10 @@ async def run_lifecycle_paths(
                     before = meter.read()
                     bare_seconds, bare_rows = await bare_lifecycle(env, shape, bare_queue)
                     bare_cpu = cpu_delta(before, meter.read())
+                    if io:
+                        before = meter.read()
+                        io_seconds, _ = await bare_lifecycle(env, shape, io_queue)
+                        io_cpu = cpu_delta(before, meter.read())
                     if profiling and sampler is not None:
                         sampler.stop()
                         out.profile = sampler.figures()
@@ -300,6 +323,9 @@ async def run_lifecycle_paths(
                     out.life["bare"].add(bare_seconds)
                     out.add_cpu("13-year lifecycle · Tandem", tandem_cpu)
                     out.add_cpu("13-year lifecycle · bare", bare_cpu)
+                    if io:
+                        out.life["bare-io"].add(io_seconds)
+                        out.add_cpu("13-year lifecycle · bare-io", io_cpu)
                     out.life_shape = {"tandem": counts_of(rows), "bare": counts_of(bare_rows)}
     return out
 

@@ -52,11 +52,12 @@ class BareSteps:
     @activity.defn(name="bare_step")
     async def step(self, key: str, kind: str) -> None:
         if self._io:
-            await self._do(key, kind)
+            await self.do_io(key, kind)
         if self._marks is not None:
             os.write(self._marks, b".")
 
-    async def _do(self, key: str, kind: str) -> None:
+    async def do_io(self, key: str, kind: str) -> None:
+        """The least real I/O a step of this kind stands for."""
         assert self._pool is not None
         if "mail" in kind:
             message = EmailMessage()
