@@ -48,11 +48,11 @@ class EffectActivities:
                 if isinstance(effect, SendMail):
                     mails.append(batch.mail_request(effect))
                     continue
-                await self._send(conn, mails, outcome)
+                await self._send_mails(conn, mails, outcome)
                 mails = []
                 if isinstance(effect, ResendMails):
                     for key in effect.keys:
-                        if await self._outbox.resend(key) or await self._sent(key):
+                        if await self._outbox.resend(key) or await self._sent(conn, key):
                             outcome.resent.append(key)
                 elif isinstance(effect, ReleaseSeat):
                     await conn.execute(
@@ -65,10 +65,12 @@ class EffectActivities:
                 elif isinstance(effect, RecordEvent):
                     for event in batch.status_events(effect):
                         await record_event(conn, event)
-            await self._send(conn, mails, outcome)
+            await self._send_mails(conn, mails, outcome)
         return outcome
 
-    async def _send(self, conn: Conn, mails: list[MailRequest], outcome: EffectOutcome) -> None:
+    async def _send_mails(
+        self, conn: Conn, mails: list[MailRequest], outcome: EffectOutcome
+    ) -> None:
         """Mails that follow each other in the batch, sent together (people read once)."""
         if not mails:
             return
@@ -78,8 +80,8 @@ class EffectActivities:
                 if failed is not None:
                     outcome.failed.append(failed)
 
-    async def _sent(self, key: str) -> bool:
-        sent = await self._pool.fetchval(
+    async def _sent(self, conn: Conn, key: str) -> bool:
+        sent = await conn.fetchval(
             "SELECT sent_at IS NOT NULL FROM outbox WHERE idempotency_key = $1", key
         )
         return bool(sent)

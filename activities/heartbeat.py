@@ -3,10 +3,8 @@ noticed within the heartbeat timeout and its activity is retried elsewhere at on
 after the whole start-to-close timeout.
 
 The first beat comes after ``BEAT_EVERY``, not at the start: most activities are done by
-then, and a beat is a call the server persists (without them a nudge burst took a quarter
-less time).
-The server's heartbeat timer runs from the activity's start, so a worker that dies before
-its first beat is noticed just as soon."""
+then, and a beat is a call the server persists. The server's heartbeat timer runs from the
+activity's start, so a worker that dies before its first beat is noticed just as soon."""
 
 from __future__ import annotations
 

@@ -122,10 +122,8 @@ class Outbox:
     async def send(self, request: MailRequest) -> MailReceipt:
         """Send the mail once; a refusal for good comes back as the receipt's ``failure``."""
         async with self._pool.acquire() as conn:
-            receipt = await self._send(conn, _People(conn), request)
-        if self._done is not None:
-            receipt = await self._done.outcome(request.idempotency_key)
-        return await self._sent(request, receipt)
+            [receipt] = await self.send_all(conn, [request])
+        return receipt
 
     async def send_all(self, conn: Conn, requests: Sequence[MailRequest]) -> list[MailReceipt]:
         """A transition's mails, in order, on the caller's connection: the tandem's people
@@ -133,13 +131,15 @@ class Outbox:
         people = _People(conn)
         receipts = []
         for request in requests:
-            receipt = await self._send(conn, people, request)
-            receipts.append(await self._sent(request, receipt) if self._done is None else receipt)
+            receipt = await self._store_and_send(conn, people, request)
+            receipts.append(await self._noted(request, receipt) if self._done is None else receipt)
         if self._done is None:
             return receipts
-        return [await self._sent(r, await self._done.outcome(r.idempotency_key)) for r in requests]
+        return [await self._noted(r, await self._done.outcome(r.idempotency_key)) for r in requests]
 
-    async def _send(self, conn: Conn, people: _People, request: MailRequest) -> MailReceipt:
+    async def _store_and_send(
+        self, conn: Conn, people: _People, request: MailRequest
+    ) -> MailReceipt:
         """Stored, then sent (a mailer sends: handed over, and the receipt a placeholder).
         A row this call stored is locked with it, so it goes straight to the relay."""
         key = request.idempotency_key
@@ -149,7 +149,8 @@ class Outbox:
             return MailReceipt(message_id="", newly_sent=False)
         return await self._deliver(conn, key, fresh)
 
-    async def _sent(self, request: MailRequest, receipt: MailReceipt) -> MailReceipt:
+    async def _noted(self, request: MailRequest, receipt: MailReceipt) -> MailReceipt:
+        """A mail newly sent is logged (ids only), and the test hook runs."""
         if receipt.newly_sent:
             log.info(
                 "mail_sent",
