@@ -22,7 +22,11 @@ with a few tandems first. Paths:
   cached ones stay below it.
 * history per tandem-year and the 13-year lifecycle on the time-skipping server
   (``tests/bench_lifecycle.py``).
-* scale-out: enrol → introduced with 1, 2 and 4 ``tandem worker`` processes on one queue.
+* scale-out: enrol → introduced with 1, 2 and 4 ``tandem worker`` processes on one queue; and
+  replies → tandem active through 1 and 2 ``tandem gateway`` processes side by side (one
+  database, one worker): every person answers their introduction at once, replies/s until
+  every reply is decided and confirmed and every tandem active (the gateways' CPU is counted
+  in the worker column there).
 
 CPU milliseconds per tandem by process (the worker processes; this process: client, SMTP sink
 and, on the time-skipping server, the worker; the Temporal server; PostgreSQL) are read from
@@ -36,16 +40,23 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import json
 import math
+import multiprocessing
 import os
 import platform
 import signal
+import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from email import message_from_bytes
+from email.policy import default as default_policy
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
 
@@ -55,11 +66,13 @@ from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from replies.pipeline import answer_id_for
 from starter.tandem_cmds import enroll_ids
 from tandem.lifecycle.events import TandemInput
 from tandem.lifecycle.rules import Rules
-from tandem.models import DecisionState, TandemStatus
+from tandem.models import DecisionState, Mentee, Mentor, TandemStatus
 from tandem.programs import load_program
+from tests.bench_gateway import send_all
 from tests.bench_lifecycle import LifecycleFigures, run_lifecycle_paths
 from tests.bench_profile import top_costs
 from tests.bench_shapes import (
@@ -85,6 +98,7 @@ from tests.bench_support import (
     history_of,
     postmaster_pid,
     server_pid,
+    spawn_gateway,
     spawn_worker,
     summarise,
     until,
@@ -92,6 +106,7 @@ from tests.bench_support import (
     worker_env,
 )
 from tests.bench_worker import BareSteps
+from tests.reply_support import client_reply
 from tests.support import mentee, mentor, put_people, running_worker
 from worker import GRACEFUL_SHUTDOWN, workflow_runner
 from workflows import search_attributes as sa
@@ -108,8 +123,17 @@ ROWS = {
     "year1": "history of year 1 (match, decision)",
     "life": "13-year lifecycle (time-skipping)",
     "scale": "scale-out: enrol → introduced",
+    "gateway": "scale-out: replies → tandem active",
 }
 PROCESSES = ("worker", "driver", "server", "postgres")
+#: A reply's envelope: sender, recipient, the raw mail.
+Envelope = tuple[str, str, bytes]
+#: How mentee and mentor say "yes, go on" to their introduction, each in their own words.
+YES_TEXTS = (
+    "Hallo,\n\nwir haben uns letzte Woche getroffen. Ja, ich möchte das Tandem gern fortsetzen.",
+    "Guten Tag,\n\nja, weitermachen! Das erste Treffen war sehr hilfreich.",
+    "Sehr geehrte Damen und Herren,\n\nich möchte das Tandem gern fortsetzen.",
+)
 #: Workflows a worker keeps cached (the SDK's default, which the product's worker keeps).
 CACHE = 1000
 
@@ -120,6 +144,8 @@ class Config:
     burst: int = 500
     scale_tandems: int = 300
     scale: tuple[int, ...] = (1, 2, 4)
+    gateway_tandems: int = 150
+    gateways: tuple[int, ...] = (1, 2)
     reps: int = 3
     warm: int = 5
     #: Seconds a worker is left alone before its memory is read (its last tasks are done).
@@ -130,7 +156,7 @@ class Config:
     overlap: bool = False
     io: bool = True
     profile: bool = False
-    paths: frozenset[str] = frozenset({"enrol", "burst", "scale", "years", "life"})
+    paths: frozenset[str] = frozenset({"enrol", "burst", "scale", "gateway", "years", "life"})
 
 
 @dataclass
@@ -199,14 +225,22 @@ class DevBench:
             return 0
 
     async def _people(self, pool: asyncpg.Pool, tag: str, n: int) -> list[str]:
-        """``n`` mentees and enough mentors (five seats each, a quarter spare)."""
-        mentors = [mentor(f"{tag}M{i:04d}", capacity=5) for i in range(math.ceil(n / 4) + 1)]
+        """``n`` mentees on file and enough mentors: the mentees' ids."""
+        return [m.id for m in (await self._people_on_file(pool, tag, n))[1]]
+
+    async def _people_on_file(
+        self, pool: asyncpg.Pool, tag: str, n: int, seats: int = 5
+    ) -> tuple[list[Mentor], list[Mentee]]:
+        """``n`` mentees and enough mentors (``seats`` each, a quarter spare)."""
+        count = math.ceil(n * 1.25 / seats) + 1
+        mentors = [mentor(f"{tag}M{i:04d}", capacity=seats) for i in range(count)]
         mentees = [mentee(f"{tag}S{i:05d}") for i in range(n)]
         await put_people(pool, mentors, mentees)
         await pool.executemany(
-            "INSERT INTO bench_seats (mentor_id, free) VALUES ($1, 5)", [(m.id,) for m in mentors]
+            "INSERT INTO bench_seats (mentor_id, free) VALUES ($1, $2)",
+            [(m.id, seats) for m in mentors],
         )
-        return [m.id for m in mentees]
+        return mentors, mentees
 
     async def _introduced(self, pool: asyncpg.Pool, mails: int, count: int) -> bool:
         """Tandem: the introductions' mails are in the sink and the projection says so."""
@@ -441,6 +475,124 @@ class DevBench:
                 await asyncio.gather(*(p.stop() for p in procs))
         return rates
 
+    # -- gateways side by side
+
+    async def gateways(self, levels: tuple[int, ...], n: int) -> dict[int, float]:
+        """Replies per second through 1, 2 … ``tandem gateway`` processes on one database and
+        one ``tandem worker``: at each level n tandems are introduced, then mentee and mentor
+        each answer their introduction as their mail client writes it, all 2·n at once over
+        16 SMTP connections spread over the gateways (from a separate process, as the world's
+        mail servers are), until every reply has its verdict, every tandem is active and
+        every confirmation is in the sink."""
+        tag = self._tag()
+        rates: dict[int, float] = {}
+        async with fresh_database(self.stack) as (dsn, pool):
+            # One seat per mentor: a mentor of five new tandems would get more notices in a
+            # day than the gateway sends one mailbox (replies.notify.NOTICES_PER_DAY).
+            mentors, mentees = await self._people_on_file(pool, tag, n * len(levels), seats=1)
+            person: dict[str, Mentee | Mentor] = {str(p.email): p for p in [*mentors, *mentees]}
+            queue = f"gateways-{tag}"
+            env = worker_env(self.stack.settings, dsn, self.address, queue)
+            procs, _ = await self._workers("tandem-cli", dsn, queue)
+            gateways: list[WorkerProcess] = []
+            ports: list[int] = []
+            try:
+                with ProcessPoolExecutor(
+                    1, mp_context=multiprocessing.get_context("spawn")
+                ) as world:
+                    for level, k in enumerate(levels):
+                        while len(gateways) < k:
+                            ports.append(_free_port())
+                            log = self.stack.home / f"{queue}-gateway-{len(ports)}.log"
+                            gateways.append(await spawn_gateway(env, log, ports[-1]))
+                        await wait_started(gateways)
+                        batch = [m.id for m in mentees[level * n : (level + 1) * n]]
+                        replies = await self._introduce(dsn, pool, queue, batch, person)
+                        seconds = await self._measure(
+                            f"gateway · tandem gateway x {k}",
+                            [*procs, *gateways],
+                            2 * n,
+                            functools.partial(self._send, world, tuple(ports), replies),
+                            self._answered(pool, batch, replies, self.stack.mails()),
+                            60 + n,
+                        )
+                        rates[k] = 2 * n / seconds
+            finally:
+                await asyncio.gather(*(p.stop() for p in [*gateways, *procs]))
+        return rates
+
+    async def _introduce(
+        self,
+        dsn: str,
+        pool: asyncpg.Pool,
+        queue: str,
+        batch: list[str],
+        person: dict[str, Mentee | Mentor],
+    ) -> list[tuple[str, Envelope]]:
+        """Enrol ``batch`` until each tandem is introduced; each person's reply to it."""
+        settings = self.stack.settings.model_copy(update={"task_queue": queue})
+        before = set(os.listdir(self.stack.sink.maildir / "new"))
+        m0 = self.stack.mails()
+        await enroll_ids(self.client, dsn, batch, settings)
+        n = len(batch)
+        await until(lambda: self._status(pool, batch, "introduced"), 60 + n, what="introduced")
+        await until(lambda: self.stack.mails() >= m0 + 2 * n, 60, what="introductions")
+        return self._replies(before, person)
+
+    @staticmethod
+    async def _send(
+        world: ProcessPoolExecutor, ports: tuple[int, ...], replies: list[tuple[str, Envelope]]
+    ) -> None:
+        envelopes = [e for _, e in replies]
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(world, send_all, ports, envelopes, 16, 0.0)
+
+    def _answered(
+        self, pool: asyncpg.Pool, batch: list[str], replies: list[tuple[str, Envelope]], m0: int
+    ) -> Callable[[], Awaitable[bool]]:
+        """Every reply decided, its confirmation and the tandem's in the sink (4 per tandem
+        after ``m0``), every tandem of ``batch`` active."""
+        answers = [answer_id_for(mid) for mid, _ in replies]
+
+        async def done() -> bool:
+            if self.stack.mails() < m0 + 4 * len(batch):
+                return False
+            decided = await pool.fetchval(
+                "SELECT count(*) FROM reply_verdicts WHERE message_id_hash = ANY($1::text[])",
+                answers,
+            )
+            return int(decided) >= len(answers) and await self._status(pool, batch, "active")
+
+        return done
+
+    async def _status(self, pool: asyncpg.Pool, ids: list[str], status: str) -> bool:
+        """Every tandem of ``ids`` has ``status`` in the projection."""
+        found = await pool.fetchval(
+            "SELECT count(*) FROM tandems WHERE mentee_id = ANY($1::text[]) AND status = $2",
+            ids,
+            status,
+        )
+        return int(found) >= len(ids)
+
+    def _replies(
+        self, before: set[str], person: dict[str, Mentee | Mentor]
+    ) -> list[tuple[str, Envelope]]:
+        """Each person's reply "yes, go on" to the introduction they got (the sink's mails
+        that were not in ``before``): (its Message-ID, its envelope)."""
+        new = self.stack.sink.maildir / "new"
+        replies: list[tuple[str, Envelope]] = []
+        for name in sorted(set(os.listdir(new)) - before):
+            original = message_from_bytes((new / name).read_bytes(), policy=default_policy)
+            to = parseaddr(str(original["To"]))[1]
+            if not original["Reply-To"] or to not in person:
+                continue
+            text = YES_TEXTS[len(replies) % len(YES_TEXTS)]
+            raw = client_reply(original, person[to], text, len(replies))  # type: ignore[arg-type]
+            mid = str(message_from_bytes(raw, policy=default_policy)["Message-ID"]).strip()
+            rcpt = parseaddr(str(original["Reply-To"]))[1]
+            replies.append((mid, (to, rcpt, raw)))
+        return replies
+
     # -- nudge burst
 
     def _active_input(self, mentee_id: str, mentor_id: str, due: datetime) -> TandemInput:
@@ -577,6 +729,12 @@ class DevBench:
         await gather_limited(one(w) for w in wids)
 
 
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 # -- the run -------------------------------------------------------------------------------------
 
 
@@ -605,7 +763,7 @@ async def _run(config: Config, base: Base) -> Results:
 
 
 async def _dev_paths(config: Config, base: Base, results: Results) -> None:
-    dev_paths = {"enrol", "burst", "scale"} & config.paths
+    dev_paths = {"enrol", "burst", "scale", "gateway"} & config.paths
     if dev_paths:
         async with bench_stack(base=base) as stack:
             bench = DevBench(stack, config, results)
@@ -630,6 +788,13 @@ async def _dev_paths(config: Config, base: Base, results: Results) -> None:
                         results.add("scale", str(k), rate)
                     shown = " · ".join(f"{k}: {v:.1f} /s" for k, v in rates.items())
                     _progress("scale-out", shown, t)
+                if "gateway" in config.paths:
+                    t = time.perf_counter()
+                    rates = await bench.gateways(config.gateways, config.gateway_tandems)
+                    for k, rate in rates.items():
+                        results.add("gateway", str(k), rate)
+                    shown = " · ".join(f"{k}: {v:.1f} /s" for k, v in rates.items())
+                    _progress("gateways", shown, t)
                 print(f"  repetition {rep + 1}/{config.reps} done", flush=True)
             if config.profile:
                 t = time.perf_counter()
@@ -746,6 +911,17 @@ def table(config: Config, results: Results) -> list[str]:
             f"| {ROWS['scale']}, {config.scale_tandems} tandems, `tandem worker` x "
             f"{'/'.join(map(str, config.scale))} | {rates} | - | - | {gains} of 1 worker | - |"
         )
+    if "gateway" in r.figures:
+        one = r.get("gateway", str(config.gateways[0])).median
+        rates = " · ".join(
+            f"{k}: {r.get('gateway', str(k)).show(unit=' /s')}" for k in config.gateways
+        )
+        gains = " · ".join(f"{r.get('gateway', str(k)).median / one:.2f}" for k in config.gateways)
+        lines.append(
+            f"| {ROWS['gateway']}, {2 * config.gateway_tandems} replies, `tandem gateway` x "
+            f"{'/'.join(map(str, config.gateways))}, 1 worker | {rates} | - | - | {gains} of 1"
+            " gateway | - |"
+        )
     if r.cpu or (life is not None and life.cpu):
         lines += [
             "",
@@ -768,6 +944,11 @@ def table(config: Config, results: Results) -> list[str]:
             f" {shape['timers']:.0f} timers, {shape['events']:.0f} events,"
             f" {shape['kib']:.1f} KiB, {shape['billable']:.0f} billable actions per tandem"
             f" (the bare shape keeps the issue's {len(ENROL_STEPS)} activities)."
+        )
+    if "gateway" in r.figures:
+        notes.append(
+            "The gateway rows' CPU is per reply, and their worker column holds the worker and"
+            " the gateways; the mail servers sending the replies are a process not counted."
         )
     if life is not None and life.life_shape:
         notes.append(f"13-year shapes (Tandem / bare): {life.life_shape}.")
@@ -854,7 +1035,8 @@ def main() -> None:
     parser.add_argument("--no-io", action="store_true", help="leave out the bare I/O column")
     parser.add_argument("--profile", action="store_true", help="add a profiled pass per path")
     parser.add_argument(
-        "--only", help="comma-separated paths: enrol (with memory),burst,scale,years,life"
+        "--only",
+        help="comma-separated paths: enrol (with memory),burst,scale,gateway,years,life",
     )
     parser.add_argument("--json", type=Path, help="write every figure to this file")
     args = parser.parse_args()
@@ -864,6 +1046,7 @@ def main() -> None:
             tandems=6,
             burst=6,
             scale_tandems=6,
+            gateway_tandems=4,
             reps=1,
             warm=1,
             settle=0.2,

@@ -126,7 +126,7 @@ async def run(
         with ProcessPoolExecutor(1, mp_context=ctx) as pool_exec:
             # Phase 1, a burst: how many replies per second the gateway takes and decides.
             start, sent = await loop.run_in_executor(
-                pool_exec, send_all, gateway.port, burst, concurrency, 0.0
+                pool_exec, send_all, (gateway.port,), burst, concurrency, 0.0
             )
             await _until(lambda: len(called) >= len(burst))
             done = time.monotonic()
@@ -134,7 +134,7 @@ async def run(
             # Phase 2, paced well below capacity: the latency of one reply on its own.
             called.clear()
             stored.clear()
-            await loop.run_in_executor(pool_exec, send_all, gateway.port, paced, 4, 20.0)
+            await loop.run_in_executor(pool_exec, send_all, (gateway.port,), paced, 4, 20.0)
             await _until(lambda: len(called) >= len(paced))
             paced_latencies = _latencies(called, stored)
     finally:
@@ -173,22 +173,23 @@ async def _until(condition: Callable[[], bool]) -> None:
 
 
 def send_all(
-    port: int, envelopes: list[tuple[str, str, bytes]], concurrency: int, rate: float
+    ports: tuple[int, ...], envelopes: list[tuple[str, str, bytes]], concurrency: int, rate: float
 ) -> tuple[float, float]:
     """In a separate process, as the mail servers of the world would be: send every mail
-    (at ``rate`` per second when > 0); (start, end) on the shared monotonic clock."""
-    return asyncio.run(_send_all(port, envelopes, concurrency, rate))
+    (at ``rate`` per second when > 0) over ``concurrency`` connections, spread over the
+    gateways' ``ports``; (start, end) on the shared monotonic clock."""
+    return asyncio.run(_send_all(ports, envelopes, concurrency, rate))
 
 
 async def _send_all(
-    port: int, envelopes: list[tuple[str, str, bytes]], concurrency: int, rate: float
+    ports: tuple[int, ...], envelopes: list[tuple[str, str, bytes]], concurrency: int, rate: float
 ) -> tuple[float, float]:
     queue: asyncio.Queue[tuple[str, str, bytes]] = asyncio.Queue()
     for envelope in envelopes:
         queue.put_nowait(envelope)
     start = time.monotonic()
 
-    async def client() -> None:
+    async def client(port: int) -> None:
         smtp = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, timeout=60)
         await smtp.connect()
         try:
@@ -206,7 +207,8 @@ async def _send_all(
                 await smtp.quit()
 
     await asyncio.wait_for(
-        asyncio.gather(*(client() for _ in range(concurrency))), timeout=TIME_LIMIT
+        asyncio.gather(*(client(ports[i % len(ports)]) for i in range(concurrency))),
+        timeout=TIME_LIMIT,
     )
     return start, time.monotonic()
 

@@ -223,11 +223,13 @@ def cpu_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, fl
 
 @dataclass
 class WorkerProcess:
-    """One worker process, its output in a log file."""
+    """One worker (or gateway) process, its output in a log file."""
 
     kind: str
     proc: asyncio.subprocess.Process
     log: Path
+    #: The log event that says it is ready.
+    ready_event: str = "worker_started"
 
     @property
     def pid(self) -> int:
@@ -240,7 +242,7 @@ class WorkerProcess:
         if self.proc.returncode is not None:
             tail = self.log.read_text(errors="replace")[-1500:]
             raise RuntimeError(f"{self.kind} worker left with {self.proc.returncode}: {tail}")
-        return '"worker_started"' in self.log.read_text(errors="replace")
+        return f'"{self.ready_event}"' in self.log.read_text(errors="replace")
 
     async def stop(self) -> None:
         """SIGTERM and wait: a worker finishes its running activities first."""
@@ -292,6 +294,21 @@ async def spawn_worker(
             stderr=asyncio.subprocess.STDOUT,
         )
     return WorkerProcess(kind, proc, log)
+
+
+async def spawn_gateway(env: dict[str, str], log: Path, port: int) -> WorkerProcess:
+    """``tandem gateway`` on ``port`` (SMTP), configured as ``env`` says."""
+    with log.open("wb") as out:
+        proc = await asyncio.create_subprocess_exec(
+            str(BIN / "tandem"),
+            "gateway",
+            env={**env, "TANDEM_GATEWAY_PORT": str(port)},
+            cwd=PROJECT_ROOT,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=out,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+    return WorkerProcess("gateway", proc, log, ready_event="gateway_listening")
 
 
 async def wait_started(workers: list[WorkerProcess], timeout: float = 120.0) -> None:

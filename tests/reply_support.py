@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
-from email.utils import format_datetime
+from email.utils import format_datetime, make_msgid
 
 import asyncpg
 
@@ -19,9 +19,10 @@ from replies.inbox import Inbox, RetryPolicy
 from replies.notify import MailNotifier
 from replies.pipeline import AnswerRefused, Pipeline, PipelineConfig
 from replies.service import pipeline_config
+from starter.mail_cmd import text_body
 from tandem.answers import Answer, AnswerResult, RequestKind, request_id
 from tandem.mail import message_id, reply_token, token_hash
-from tandem.models import Language, Role, TandemStatus
+from tandem.models import Language, Mentee, Mentor, Role, TandemStatus
 from tandem.settings import Settings
 from tests.support import mentee, mentor, put_people
 
@@ -255,3 +256,37 @@ async def make_rig(db: asyncpg.Pool, settings: Settings) -> Rig:
     )
     inbox = Inbox(db, pipeline, policy=RetryPolicy(first_delay=0.01, max_delay=0.05))
     return Rig(db, settings, answerer, sender, inbox, await put_tandem(db))
+
+
+def client_reply(original: EmailMessage, person: Mentee | Mentor, text: str, n: int) -> bytes:
+    """A reply as a person's mail client writes it: the answer on top, a signature, the
+    original below (Thunderbird's "Am … schrieb …:" with "> " quotes, or Outlook's header
+    block), threaded, to the Reply-To of the mail it answers."""
+    sent = original["Date"].datetime if original["Date"] else datetime.now(UTC)
+    name = f"{person.first_name} {person.last_name}"
+    msg = EmailMessage()
+    msg["From"] = f"{name} <{person.email}>"
+    msg["To"] = str(original["Reply-To"])
+    msg["Subject"] = f"AW: {original['Subject']}"
+    msg["Date"] = format_datetime(datetime.now(UTC))
+    msg["Message-ID"] = make_msgid(idstring=f"r{n}", domain="mail.example.net")
+    parent = str(original["Message-ID"]).strip()
+    msg["In-Reply-To"] = parent
+    msg["References"] = parent
+    original_text = text_body(original)
+    if n % 2 == 0:
+        msg["User-Agent"] = "Mozilla Thunderbird"
+        quoted = "\n".join(f"> {ln}" if ln else ">" for ln in original_text.splitlines())
+        body = (
+            f"{text}\n\nViele Grüße\n{person.first_name}\n\n-- \n{name}\nTel. 0171 555 01{n:02d}"
+            f"\n\nAm {sent:%d.%m.%Y} um {sent:%H:%M} schrieb {original['From']}:\n{quoted}\n"
+        )
+    else:
+        msg["X-Mailer"] = "Microsoft Outlook 16.0"
+        body = (
+            f"{text}\n\nMit freundlichen Grüßen\n{name}\nPraxis am Markt · Tel. 04321 98 76{n:02d}"
+            f"\n\nVon: {original['From']}\nGesendet: {format_datetime(sent)}\n"
+            f"An: {original['To']}\nBetreff: {original['Subject']}\n\n{original_text}\n"
+        )
+    msg.set_content(body)
+    return bytes(msg)

@@ -35,11 +35,10 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from email import message_from_bytes
 from email.message import EmailMessage
 from email.policy import default as default_policy
-from email.utils import format_datetime, make_msgid, parseaddr
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
 
@@ -53,11 +52,11 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.db import migrate
 from replies.pipeline import answer_id_for
-from starter.mail_cmd import text_body
 from starter.mailsink import MailSink
 from tandem.mail import message_id
 from tandem.models import Mentee, Mentor
 from tandem.settings import Settings
+from tests.reply_support import client_reply
 from tests.support import BIN, eventually, mentee, mentor, put_people, tandem_cli, terminate, uid
 from tests.test_reply_imap import PASSWORD, PROCESSED, USER, ImapTestServer, imap_server
 from workflows.tandem import workflow_id
@@ -292,40 +291,6 @@ async def pairs_on_file(db: asyncpg.Pool, count: int) -> list[Pair]:
     ]
     await put_people(db, [x.mentor for x in pairs], [x.mentee for x in pairs])
     return pairs
-
-
-def client_reply(original: EmailMessage, person: Mentee | Mentor, text: str, n: int) -> bytes:
-    """A reply as a person's mail client writes it: the answer on top, a signature, the
-    original below (Thunderbird's "Am … schrieb …:" with "> " quotes, or Outlook's header
-    block), threaded, to the Reply-To of the mail it answers."""
-    sent = original["Date"].datetime if original["Date"] else datetime.now(UTC)
-    name = f"{person.first_name} {person.last_name}"
-    msg = EmailMessage()
-    msg["From"] = f"{name} <{person.email}>"
-    msg["To"] = str(original["Reply-To"])
-    msg["Subject"] = f"AW: {original['Subject']}"
-    msg["Date"] = format_datetime(datetime.now(UTC))
-    msg["Message-ID"] = make_msgid(idstring=f"r{n}", domain="mail.example.net")
-    parent = str(original["Message-ID"]).strip()
-    msg["In-Reply-To"] = parent
-    msg["References"] = parent
-    original_text = text_body(original)
-    if n % 2 == 0:
-        msg["User-Agent"] = "Mozilla Thunderbird"
-        quoted = "\n".join(f"> {ln}" if ln else ">" for ln in original_text.splitlines())
-        body = (
-            f"{text}\n\nViele Grüße\n{person.first_name}\n\n-- \n{name}\nTel. 0171 555 01{n:02d}"
-            f"\n\nAm {sent:%d.%m.%Y} um {sent:%H:%M} schrieb {original['From']}:\n{quoted}\n"
-        )
-    else:
-        msg["X-Mailer"] = "Microsoft Outlook 16.0"
-        body = (
-            f"{text}\n\nMit freundlichen Grüßen\n{name}\nPraxis am Markt · Tel. 04321 98 76{n:02d}"
-            f"\n\nVon: {original['From']}\nGesendet: {format_datetime(sent)}\n"
-            f"An: {original['To']}\nBetreff: {original['Subject']}\n\n{original_text}\n"
-        )
-    msg.set_content(body)
-    return bytes(msg)
 
 
 @dataclass(frozen=True)
