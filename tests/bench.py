@@ -782,19 +782,11 @@ async def _dev_paths(config: Config, base: Base, results: Results) -> None:
                         results.add("burst", kind, seconds)
                         _progress(f"burst · {kind}", f"{seconds:.1f} s", t)
                 if "scale" in config.paths:
-                    t = time.perf_counter()
-                    rates = await bench.scale(config.scale, config.scale_tandems)
-                    for k, rate in rates.items():
-                        results.add("scale", str(k), rate)
-                    shown = " · ".join(f"{k}: {v:.1f} /s" for k, v in rates.items())
-                    _progress("scale-out", shown, t)
+                    scaled = bench.scale(config.scale, config.scale_tandems)
+                    await _scale_out("scale", scaled, results)
                 if "gateway" in config.paths:
-                    t = time.perf_counter()
-                    rates = await bench.gateways(config.gateways, config.gateway_tandems)
-                    for k, rate in rates.items():
-                        results.add("gateway", str(k), rate)
-                    shown = " · ".join(f"{k}: {v:.1f} /s" for k, v in rates.items())
-                    _progress("gateways", shown, t)
+                    scaled = bench.gateways(config.gateways, config.gateway_tandems)
+                    await _scale_out("gateway", scaled, results)
                 print(f"  repetition {rep + 1}/{config.reps} done", flush=True)
             if config.profile:
                 t = time.perf_counter()
@@ -805,6 +797,15 @@ async def _dev_paths(config: Config, base: Base, results: Results) -> None:
                 if "burst" in config.paths:
                     await bench.burst("tandem", config.burst, profile=True)
                 _progress("profiled passes", "done", t)
+
+
+async def _scale_out(row: str, scaled: Awaitable[dict[int, float]], results: Results) -> None:
+    """One scale-out curve: the rate at each number of processes."""
+    t = time.perf_counter()
+    rates = await scaled
+    for k, rate in rates.items():
+        results.add(row, str(k), rate)
+    _progress(row, " · ".join(f"{k}: {v:.1f} /s" for k, v in rates.items()), t)
 
 
 async def _ts_paths(config: Config, base: Base, results: Results) -> None:
@@ -904,24 +905,11 @@ def table(config: Config, results: Results) -> list[str]:
             f" | ≤ 1.3x: {_mark(ratio <= 1.3)} |"
         )
     if "scale" in r.figures:
-        one = r.get("scale", str(config.scale[0])).median
-        rates = " · ".join(f"{k}: {r.get('scale', str(k)).show(unit=' /s')}" for k in config.scale)
-        gains = " · ".join(f"{r.get('scale', str(k)).median / one:.2f}" for k in config.scale)
-        lines.append(
-            f"| {ROWS['scale']}, {config.scale_tandems} tandems, `tandem worker` x "
-            f"{'/'.join(map(str, config.scale))} | {rates} | - | - | {gains} of 1 worker | - |"
-        )
+        what = f"{config.scale_tandems} tandems, `tandem worker`"
+        lines.append(_curve(r, "scale", config.scale, what, "worker"))
     if "gateway" in r.figures:
-        one = r.get("gateway", str(config.gateways[0])).median
-        rates = " · ".join(
-            f"{k}: {r.get('gateway', str(k)).show(unit=' /s')}" for k in config.gateways
-        )
-        gains = " · ".join(f"{r.get('gateway', str(k)).median / one:.2f}" for k in config.gateways)
-        lines.append(
-            f"| {ROWS['gateway']}, {2 * config.gateway_tandems} replies, `tandem gateway` x "
-            f"{'/'.join(map(str, config.gateways))}, 1 worker | {rates} | - | - | {gains} of 1"
-            " gateway | - |"
-        )
+        what = f"{2 * config.gateway_tandems} replies, 1 worker, `tandem gateway`"
+        lines.append(_curve(r, "gateway", config.gateways, what, "gateway"))
     if r.cpu or (life is not None and life.cpu):
         lines += [
             "",
@@ -955,6 +943,17 @@ def table(config: Config, results: Results) -> list[str]:
     if notes:
         lines += ["", *notes]
     return lines
+
+
+def _curve(r: Results, row: str, levels: tuple[int, ...], what: str, unit: str) -> str:
+    """A scale-out row: the rate at each level, and its gain over the first."""
+    one = r.get(row, str(levels[0])).median
+    rates = " · ".join(f"{k}: {r.get(row, str(k)).show(unit=' /s')}" for k in levels)
+    gains = " · ".join(f"{r.get(row, str(k)).median / one:.2f}" for k in levels)
+    return (
+        f"| {ROWS[row]}, {what} x {'/'.join(map(str, levels))} | {rates} | - | - |"
+        f" {gains} of 1 {unit} | - |"
+    )
 
 
 def profile_lines(results: Results) -> list[str]:
