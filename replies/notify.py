@@ -6,11 +6,13 @@ auto-replied`` (RFC 3834: no auto-reply to it) and a Message-ID derived from the
 a retry sends the very same mail.
 
 Nothing here can be made to send much: per day, at most one confirmation per answer and per
-request and person, at most one help text or question per person, and at most
-``NOTICES_PER_DAY`` mails about replies per person and per mailbox (plus-tags and case
-folded: ``Victim+3@X`` is ``victim@x``). The counts are kept per keyed hash of the scope (HMAC
-with the reply-token secret), never as an id or an address. A help text in answer to one of
-our own notices that was not understood is not sent at all (that is how loops start).
+request and person, at most one help text or question per person and per mailbox (plus-tags
+and case folded: ``Victim+3@X`` is ``victim@x``), at most ``NOTICES_PER_DAY`` mails about
+replies per person in a tandem and ``NOTICES_PER_MAILBOX_PER_DAY`` per mailbox (higher: a
+mentor of several tandems who answers each of them the same day hears back on each). The
+counts are kept per keyed hash of the scope (HMAC with the reply-token secret), never as an
+id or an address. A help text in answer to one of our own notices that was not understood is
+not sent at all (that is how loops start).
 """
 
 from __future__ import annotations
@@ -34,8 +36,11 @@ from tandem.settings import Settings
 
 log = structlog.get_logger(__name__)
 
-#: Mails about replies one person (and one mailbox) gets a day, whatever they send.
+#: Mails about replies one person in one tandem gets a day, whatever they send.
 NOTICES_PER_DAY = 3
+#: Mails about replies one mailbox gets a day, over all the tandems it is in: a loop or a
+#: flood still ends there, and a mentor of ten tandems answering all of them is confirmed.
+NOTICES_PER_MAILBOX_PER_DAY = 30
 
 
 class Sender(Protocol):
@@ -134,7 +139,7 @@ class MailNotifier:
         scopes = [
             *scopes,
             (f"notice-person:{_person(ctx, None) or _mailbox(address)}", NOTICES_PER_DAY),
-            (f"notice-mailbox:{_mailbox(address)}", NOTICES_PER_DAY),
+            (f"notice-mailbox:{_mailbox(address)}", NOTICES_PER_MAILBOX_PER_DAY),
         ]
         keys = sorted({(self._scope_key(scope), limit) for scope, limit in scopes})
         day = ctx.received_at.astimezone(UTC).date()

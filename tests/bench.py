@@ -229,16 +229,14 @@ class DevBench:
         return [m.id for m in (await self._people_on_file(pool, tag, n))[1]]
 
     async def _people_on_file(
-        self, pool: asyncpg.Pool, tag: str, n: int, seats: int = 5
+        self, pool: asyncpg.Pool, tag: str, n: int
     ) -> tuple[list[Mentor], list[Mentee]]:
-        """``n`` mentees and enough mentors (``seats`` each, a quarter spare)."""
-        count = math.ceil(n * 1.25 / seats) + 1
-        mentors = [mentor(f"{tag}M{i:04d}", capacity=seats) for i in range(count)]
+        """``n`` mentees and enough mentors (five seats each, a quarter spare)."""
+        mentors = [mentor(f"{tag}M{i:04d}", capacity=5) for i in range(math.ceil(n / 4) + 1)]
         mentees = [mentee(f"{tag}S{i:05d}") for i in range(n)]
         await put_people(pool, mentors, mentees)
         await pool.executemany(
-            "INSERT INTO bench_seats (mentor_id, free) VALUES ($1, $2)",
-            [(m.id, seats) for m in mentors],
+            "INSERT INTO bench_seats (mentor_id, free) VALUES ($1, 5)", [(m.id,) for m in mentors]
         )
         return mentors, mentees
 
@@ -487,9 +485,7 @@ class DevBench:
         tag = self._tag()
         rates: dict[int, float] = {}
         async with fresh_database(self.stack) as (dsn, pool):
-            # One seat per mentor: a mentor of five new tandems would get more notices in a
-            # day than the gateway sends one mailbox (replies.notify.NOTICES_PER_DAY).
-            mentors, mentees = await self._people_on_file(pool, tag, n * len(levels), seats=1)
+            mentors, mentees = await self._people_on_file(pool, tag, n * len(levels))
             person: dict[str, Mentee | Mentor] = {str(p.email): p for p in [*mentors, *mentees]}
             queue = f"gateways-{tag}"
             env = worker_env(self.stack.settings, dsn, self.address, queue)

@@ -20,6 +20,7 @@ import pytest_asyncio
 
 from activities.smtp import SmtpSender
 from replies.inbox import RetryPolicy
+from replies.notify import NOTICES_PER_MAILBOX_PER_DAY
 from replies.pipeline import Inbound, Pipeline, VerdictKind
 from replies.service import ReplyGateway, pipeline_config
 from starter.mailsink import MailSink
@@ -31,6 +32,7 @@ from tests.reply_support import (
     QUOTE_DE,
     FakeAnswerer,
     Rig,
+    Tandem,
     make_rig,
     mint_token,
     put_tandem,
@@ -38,6 +40,7 @@ from tests.reply_support import (
     settle,
     with_from,
 )
+from tests.support import mentee, put_people
 
 
 @pytest_asyncio.fixture
@@ -143,6 +146,55 @@ async def test_answers_to_many_requests_give_few_mails_to_one_person_a_day(rig: 
     helps = [m for m in rig.sender.sent if "nicht übernehmen" in str(m["Subject"])]
     assert len(helps) == 1
     assert len(rig.sender.sent) <= 4
+
+
+async def test_a_mentor_of_five_tandems_hears_back_on_each_answer_of_the_day(rig: Rig) -> None:
+    """A mentor with five new mentees answers the five introductions the same morning: each
+    answer is confirmed, threaded under its own reply (the limit per mailbox is for floods
+    and loops, not for a busy mentor)."""
+    first = await put_tandem(rig.db)
+    others = [mentee(f"{first.mentee_id}-{i}") for i in range(4)]
+    await put_people(rig.db, [], others)
+    tandems = [first] + [
+        Tandem(m.id, first.mentor_id, str(m.email), first.mentor_email) for m in others
+    ]
+    texts = [
+        "Ja, weitermachen. Das erste Gespräch war sehr angenehm.",
+        "Guten Tag,\n\nich möchte das Tandem gern fortsetzen.",
+        "ja",
+        "Ja, wir machen weiter!",
+        "Hallo,\n\nja, gern weiter. Wir treffen uns wieder im Juni.",
+    ]
+    for tandem, text in zip(tandems, texts, strict=True):
+        token = await mint_token(rig.db, rig.settings, tandem, Role.MENTOR, RequestKind.DECISION)
+        row = await rig.deliver(
+            reply_mail(
+                rig.settings,
+                token,
+                sender=f"Dr. Petra Beispiel <{first.mentor_email}>",
+                text=text,
+                signature="Mit freundlichen Grüßen\nDr. Petra Beispiel\nPraxis am Markt",
+            )
+        )
+        assert (row["verdict"], row["reason"]) == ("accepted", "answered")
+    assert [c[0] for c in rig.answerer.calls] == [t.mentee_id for t in tandems]
+    assert [str(m["To"]) for m in rig.sender.sent] == [first.mentor_email] * 5
+    assert len({str(m["In-Reply-To"]) for m in rig.sender.sent}) == 5
+
+
+async def test_one_mailbox_in_many_tandems_gets_at_most_its_days_share_of_mails(rig: Rig) -> None:
+    """Forty tandems on file with plus-tagged variants of one address, each answering its
+    request: every answer is taken, but the mailbox gets no more than its day's share."""
+    box = f"shared{uuid.uuid4().hex[:6]}"
+    for i in range(NOTICES_PER_MAILBOX_PER_DAY + 10):
+        tandem = await put_tandem(rig.db, mentee_email=f"{box}+{i}@example.org")
+        token = await mint_token(rig.db, rig.settings, tandem, Role.MENTEE, RequestKind.DECISION)
+        row = await rig.deliver(
+            reply_mail(rig.settings, token, sender=tandem.mentee_email, text="Ja, weitermachen")
+        )
+        assert (row["verdict"], row["reason"]) == ("accepted", "answered")
+    assert len(rig.answerer.calls) == NOTICES_PER_MAILBOX_PER_DAY + 10
+    assert len(rig.sender.sent) == NOTICES_PER_MAILBOX_PER_DAY
 
 
 async def test_plus_tagged_variants_of_one_mailbox_get_one_help_mail(rig: Rig) -> None:
