@@ -47,7 +47,6 @@ import multiprocessing
 import os
 import platform
 import signal
-import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -72,7 +71,7 @@ from tandem.lifecycle.events import TandemInput
 from tandem.lifecycle.rules import Rules
 from tandem.models import DecisionState, Mentee, Mentor, TandemStatus
 from tandem.programs import load_program
-from tests.bench_gateway import send_all
+from tests.bench_gateway import Envelope, send_all
 from tests.bench_lifecycle import LifecycleFigures, run_lifecycle_paths
 from tests.bench_profile import top_costs
 from tests.bench_shapes import (
@@ -107,7 +106,7 @@ from tests.bench_support import (
 )
 from tests.bench_worker import BareSteps
 from tests.reply_support import client_reply
-from tests.support import mentee, mentor, put_people, running_worker
+from tests.support import free_port, mentee, mentor, put_people, running_worker
 from worker import GRACEFUL_SHUTDOWN, workflow_runner
 from workflows import search_attributes as sa
 from workflows.client import initial_state
@@ -126,8 +125,6 @@ ROWS = {
     "gateway": "scale-out: replies → tandem active",
 }
 PROCESSES = ("worker", "driver", "server", "postgres")
-#: A reply's envelope: sender, recipient, the raw mail.
-Envelope = tuple[str, str, bytes]
 #: How mentee and mentor say "yes, go on" to their introduction, each in their own words.
 YES_TEXTS = (
     "Hallo,\n\nwir haben uns letzte Woche getroffen. Ja, ich möchte das Tandem gern fortsetzen.",
@@ -486,7 +483,8 @@ class DevBench:
         rates: dict[int, float] = {}
         async with fresh_database(self.stack) as (dsn, pool):
             mentors, mentees = await self._people_on_file(pool, tag, n * len(levels))
-            person: dict[str, Mentee | Mentor] = {str(p.email): p for p in [*mentors, *mentees]}
+            person: dict[str, Mentee | Mentor] = {str(m.email): m for m in mentors}
+            person |= {str(m.email): m for m in mentees}
             queue = f"gateways-{tag}"
             env = worker_env(self.stack.settings, dsn, self.address, queue)
             procs, _ = await self._workers("tandem-cli", dsn, queue)
@@ -498,7 +496,7 @@ class DevBench:
                 ) as world:
                     for level, k in enumerate(levels):
                         while len(gateways) < k:
-                            ports.append(_free_port())
+                            ports.append(free_port())
                             log = self.stack.home / f"{queue}-gateway-{len(ports)}.log"
                             gateways.append(await spawn_gateway(env, log, ports[-1]))
                         await wait_started(gateways)
@@ -583,10 +581,9 @@ class DevBench:
             if not original["Reply-To"] or to not in person:
                 continue
             text = YES_TEXTS[len(replies) % len(YES_TEXTS)]
-            raw = client_reply(original, person[to], text, len(replies))  # type: ignore[arg-type]
-            mid = str(message_from_bytes(raw, policy=default_policy)["Message-ID"]).strip()
+            reply = client_reply(original, person[to], text, len(replies))
             rcpt = parseaddr(str(original["Reply-To"]))[1]
-            replies.append((mid, (to, rcpt, raw)))
+            replies.append((str(reply["Message-ID"]).strip(), (to, rcpt, bytes(reply))))
         return replies
 
     # -- nudge burst
@@ -723,12 +720,6 @@ class DevBench:
                 return
 
         await gather_limited(one(w) for w in wids)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # -- the run -------------------------------------------------------------------------------------

@@ -41,6 +41,8 @@ from tandem.settings import Settings
 from tests.reply_support import FakeAnswerer, FakeSender, mint_token, put_tandem, reply_mail
 
 TIME_LIMIT = 300.0
+#: A reply's envelope: sender, recipient, the raw mail.
+Envelope = tuple[str, str, bytes]
 _MID = re.compile(rb"^Message-ID:\s*(<[^>\r\n]+>)", re.IGNORECASE | re.MULTILINE)
 
 
@@ -173,7 +175,7 @@ async def _until(condition: Callable[[], bool]) -> None:
 
 
 def send_all(
-    ports: tuple[int, ...], envelopes: list[tuple[str, str, bytes]], concurrency: int, rate: float
+    ports: tuple[int, ...], envelopes: list[Envelope], concurrency: int, rate: float
 ) -> tuple[float, float]:
     """In a separate process, as the mail servers of the world would be: send every mail
     (at ``rate`` per second when > 0) over ``concurrency`` connections, spread over the
@@ -182,9 +184,9 @@ def send_all(
 
 
 async def _send_all(
-    ports: tuple[int, ...], envelopes: list[tuple[str, str, bytes]], concurrency: int, rate: float
+    ports: tuple[int, ...], envelopes: list[Envelope], concurrency: int, rate: float
 ) -> tuple[float, float]:
-    queue: asyncio.Queue[tuple[str, str, bytes]] = asyncio.Queue()
+    queue: asyncio.Queue[Envelope] = asyncio.Queue()
     for envelope in envelopes:
         queue.put_nowait(envelope)
     start = time.monotonic()

@@ -284,8 +284,20 @@ async def spawn_worker(
             argv += ["--profile", str(profile)]
         if memory is not None:
             argv += ["--memory", str(memory)]
+    return WorkerProcess(kind, await _spawn(argv, env, log), log)
+
+
+async def spawn_gateway(env: dict[str, str], log: Path, port: int) -> WorkerProcess:
+    """``tandem gateway`` on ``port`` (SMTP), configured as ``env`` says."""
+    argv = [str(BIN / "tandem"), "gateway"]
+    proc = await _spawn(argv, {**env, "TANDEM_GATEWAY_PORT": str(port)}, log)
+    return WorkerProcess("gateway", proc, log, ready_event="gateway_listening")
+
+
+async def _spawn(argv: list[str], env: dict[str, str], log: Path) -> asyncio.subprocess.Process:
+    """A process of the project, its output (both streams) in ``log``."""
     with log.open("wb") as out:
-        proc = await asyncio.create_subprocess_exec(
+        return await asyncio.create_subprocess_exec(
             *argv,
             env=env,
             cwd=PROJECT_ROOT,
@@ -293,22 +305,6 @@ async def spawn_worker(
             stdout=out,
             stderr=asyncio.subprocess.STDOUT,
         )
-    return WorkerProcess(kind, proc, log)
-
-
-async def spawn_gateway(env: dict[str, str], log: Path, port: int) -> WorkerProcess:
-    """``tandem gateway`` on ``port`` (SMTP), configured as ``env`` says."""
-    with log.open("wb") as out:
-        proc = await asyncio.create_subprocess_exec(
-            str(BIN / "tandem"),
-            "gateway",
-            env={**env, "TANDEM_GATEWAY_PORT": str(port)},
-            cwd=PROJECT_ROOT,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=out,
-            stderr=asyncio.subprocess.STDOUT,
-        )
-    return WorkerProcess("gateway", proc, log, ready_event="gateway_listening")
 
 
 async def wait_started(workers: list[WorkerProcess], timeout: float = 120.0) -> None:

@@ -258,7 +258,9 @@ async def make_rig(db: asyncpg.Pool, settings: Settings) -> Rig:
     return Rig(db, settings, answerer, sender, inbox, await put_tandem(db))
 
 
-def client_reply(original: EmailMessage, person: Mentee | Mentor, text: str, n: int) -> bytes:
+def client_reply(
+    original: EmailMessage, person: Mentee | Mentor, text: str, n: int
+) -> EmailMessage:
     """A reply as a person's mail client writes it: the answer on top, a signature, the
     original below (Thunderbird's "Am … schrieb …:" with "> " quotes, or Outlook's header
     block), threaded, to the Reply-To of the mail it answers."""
@@ -289,4 +291,4 @@ def client_reply(original: EmailMessage, person: Mentee | Mentor, text: str, n: 
             f"An: {original['To']}\nBetreff: {original['Subject']}\n\n{original_text}\n"
         )
     msg.set_content(body)
-    return bytes(msg)
+    return msg

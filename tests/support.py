@@ -7,6 +7,7 @@ import base64
 import contextlib
 import os
 import signal
+import socket
 import sys
 import time
 import uuid
@@ -366,3 +367,10 @@ def history_text(node: object) -> str:
     if isinstance(node, list):
         return "\n".join(history_text(v) for v in node)
     return str(node)
+
+
+def free_port() -> int:
+    """A port nothing listens on (bound and released at once)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

@@ -11,7 +11,6 @@ import base64
 import json
 import os
 import signal
-import socket
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
@@ -43,6 +42,7 @@ from tandem.settings import Settings
 from tests.support import (
     BIN,
     eventually,
+    free_port,
     mails_to,
     mentee,
     mentor,
@@ -460,12 +460,6 @@ async def test_the_codec_server_answers_preflight_for_the_ui_origin_only(
             "/decode", json={"payloads": []}, headers={**AUTH, "Origin": "https://evil.example"}
         ) as response:
             assert "Access-Control-Allow-Origin" not in response.headers
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def test_tandem_codec_server_refuses_to_start_without_keys_and_stops_on_sigterm() -> None:

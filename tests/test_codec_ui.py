@@ -10,7 +10,6 @@ import asyncio
 import base64
 import os
 import shutil
-import socket
 import uuid
 from pathlib import Path
 
@@ -24,7 +23,7 @@ from starter.dev_cmd import Running, run_stack
 from starter.tandem_cmds import start_tandem
 from tandem.models import TandemStatus
 from tandem.settings import Settings
-from tests.support import mentee, mentor, put_people, uid, wait_status
+from tests.support import free_port, mentee, mentor, put_people, uid, wait_status
 from workflows.codec import ENCODING
 from workflows.ids import workflow_id
 
@@ -45,12 +44,6 @@ pytestmark = pytest.mark.skipif(
     not Path(CHROMIUM).is_file(),
     reason=f"no Chromium binary at {CHROMIUM} (Debian: apt-get install chromium)",
 )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def screenshot_path(tmp_path: Path) -> Path:

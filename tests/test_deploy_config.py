@@ -15,7 +15,6 @@ import base64
 import copy
 import os
 import re
-import socket
 import stat
 import tomllib
 import uuid
@@ -42,7 +41,7 @@ from starter.cli import app as tandem_cli
 from starter.devstack import SEARCH_ATTRIBUTES
 from tandem.programs import load_programs
 from tandem.settings import PROJECT_ROOT, Settings
-from tests.support import BIN
+from tests.support import BIN, free_port
 
 COMPOSE_FILE = PROJECT_ROOT / "docker-compose.yml"
 DOCKERFILE = PROJECT_ROOT / "Dockerfile"
@@ -388,13 +387,6 @@ def migrate_code() -> str:
     assert service["entrypoint"] == ["python", "-c"]
     assert isinstance(service["command"], list) and len(service["command"]) == 1
     return interpolate(str(service["command"][0]))
-
-
-def free_port() -> int:
-    """A port nothing listens on (bound and released at once)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def run_process(

@@ -27,12 +27,7 @@ from starter.devstack import (
     single_instance,
 )
 from tandem.settings import PROJECT_ROOT, Settings
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.support import free_port
 
 
 @pytest.fixture

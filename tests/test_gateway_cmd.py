@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 
 import aiosmtplib
 import asyncpg
@@ -18,13 +17,7 @@ from starter.mailsink import MailSink
 from tandem.models import Role
 from tandem.settings import Settings
 from tests.reply_support import mint_token, put_tandem, reply_mail, settle
-from tests.support import BIN, eventually
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.support import BIN, eventually, free_port
 
 
 async def test_help_and_a_one_line_refusal_without_a_database(settings: Settings) -> None:
@@ -53,7 +46,7 @@ async def test_standalone_gateway_refuses_an_answer_for_an_unknown_tandem(
     settings: Settings,
     sink: MailSink,
 ) -> None:
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "DATABASE_URL": db_dsn,

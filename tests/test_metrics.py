@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import socket
 import urllib.request
 from pathlib import Path
 
@@ -20,14 +19,8 @@ from starter.mail_cmd import compose_reply
 from starter.mailsink import MailSink
 from starter.tandem_cmds import start_tandem
 from tandem.settings import Settings
-from tests.support import eventually, mails_to, mentee, mentor, put_people, uid
+from tests.support import eventually, free_port, mails_to, mentee, mentor, put_people, uid
 from tests.test_mailer import spawned
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def scrape(port: int) -> str:

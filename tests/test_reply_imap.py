@@ -17,7 +17,6 @@ import imaplib
 import logging
 import os
 import signal
-import socket
 import ssl
 import threading
 import time
@@ -66,7 +65,7 @@ from tests.reply_support import (
     reply_mail,
     settle,
 )
-from tests.support import BIN, eventually
+from tests.support import BIN, eventually, free_port
 from tests.test_reply_gateway import _dump_all_tables
 
 # The test server logs every line it sends and receives at DEBUG.
@@ -624,12 +623,6 @@ async def test_incomplete_imap_settings_are_one_line(settings: Settings) -> None
     assert "pw" not in repr(cfg) and "office@" not in cfg.mailbox_key
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 async def test_tandem_gateway_reads_the_mailbox_when_configured(
     dev_env: WorkflowEnvironment,
     db: asyncpg.Pool,
@@ -639,7 +632,7 @@ async def test_tandem_gateway_reads_the_mailbox_when_configured(
     tmp_path: Path,
 ) -> None:
     with imap_server() as server:
-        port = _free_port()
+        port = free_port()
         env = {
             **os.environ,
             "DATABASE_URL": db_dsn,

@@ -29,7 +29,6 @@ import contextlib
 import itertools
 import json
 import os
-import socket
 import time
 import uuid
 from collections import Counter
@@ -57,7 +56,17 @@ from tandem.mail import message_id
 from tandem.models import Mentee, Mentor
 from tandem.settings import Settings
 from tests.reply_support import client_reply
-from tests.support import BIN, eventually, mentee, mentor, put_people, tandem_cli, terminate, uid
+from tests.support import (
+    BIN,
+    eventually,
+    free_port,
+    mentee,
+    mentor,
+    put_people,
+    tandem_cli,
+    terminate,
+    uid,
+)
 from tests.test_reply_imap import PASSWORD, PROCESSED, USER, ImapTestServer, imap_server
 from workflows.tandem import workflow_id
 
@@ -84,12 +93,6 @@ MENTOR_TEXTS = [
 
 
 # -- the parts ---------------------------------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -163,7 +166,7 @@ async def scaled_out(env: dict[str, str], root: Path) -> AsyncIterator[Stack]:
         for n in (1, 2):
             stack.workers.append(await _spawn("worker", f"worker-{n}", env, root))
         for n in (1, 2):
-            port = _free_port()
+            port = free_port()
             part = await _spawn(
                 "gateway", f"gateway-{n}", {**env, "TANDEM_GATEWAY_PORT": str(port)}, root
             )
@@ -334,16 +337,15 @@ def replies_to(intros: dict[str, EmailMessage], pairs: list[Pair]) -> list[Reply
             ("mentor", x.mentor, MENTOR_TEXTS),
         ):
             original = intros[str(person.email)]
-            raw = client_reply(original, person, texts[i % len(texts)], len(replies))
-            parsed = message_from_bytes(raw, policy=default_policy)
+            reply = client_reply(original, person, texts[i % len(texts)], len(replies))
             replies.append(
                 Reply(
                     pair=x,
                     role=role,
-                    message_id=str(parsed["Message-ID"]).strip(),
+                    message_id=str(reply["Message-ID"]).strip(),
                     sender=str(person.email),
                     rcpt=parseaddr(str(original["Reply-To"]))[1],
-                    raw=raw,
+                    raw=bytes(reply),
                 )
             )
     return replies
